@@ -1,0 +1,49 @@
+# Voucherify webhook receiver. `make help` lists the targets.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+# Local runs sign with this secret unless you set your own; production must set its own.
+export VOUCHERIFY_WEBHOOK_SECRET ?= local-dev-secret
+SAMPLE := tests/fixtures/events/customer.order.paid.json
+
+.DEFAULT_GOAL := help
+.PHONY: help install run serve migrate test lint fixtures clean
+
+help: ## show this help
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install the service with its dev tools
+
+run: $(STAMP) ## migrate and serve on 127.0.0.1:8000 (DATABASE_URL, or embedded Postgres in .data/)
+	@echo "Send a signed sample event once it is up (in another terminal):"
+	@echo "  curl -i http://127.0.0.1:$${PORT:-8000}/webhooks/voucherify -H 'content-type: application/json' \\"
+	@echo "    -H \"x-voucherify-signature: \$$(VOUCHERIFY_WEBHOOK_SECRET=$$VOUCHERIFY_WEBHOOK_SECRET $(PY) -m service sign $(SAMPLE))\" \\"
+	@echo "    --data-binary @$(SAMPLE)"
+	$(PY) -m service migrate
+	LOG_FORMAT=$${LOG_FORMAT:-console} $(PY) -m service serve
+
+migrate: $(STAMP) ## upgrade the database schema to the latest migration
+	$(PY) -m service migrate
+
+test: $(STAMP) ## run every test (DATABASE_URL, or embedded Postgres)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP) ## ruff, ruff format --check and mypy --strict
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+fixtures: $(STAMP) ## regenerate tests/fixtures/events from Voucherify's OpenAPI file
+	$(PY) tests/fixtures/build_fixtures.py
+
+clean: ## remove the venv, caches and the embedded database
+	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Voucherify customer-activity webhook receiver."""

@@ -1,0 +1,209 @@
+"""The HTTP surface: the webhook receiver, probes and metrics (contract section 2)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+import structlog
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from service import db, signing
+from service.config import Settings
+from service.intake import Rejected, parse
+from service.metrics import CONTENT_TYPE_LATEST, Metrics
+from service.migrate import head_revision
+from service.writer import Outcome, write
+
+log = structlog.get_logger("service.webhooks")
+
+_json = msgspec.json.Encoder()
+
+REQUEST_ID_HEADER = "x-request-id"
+
+
+@dataclass
+class State:
+    """Shared resources, created once in the lifespan and handed to every request."""
+
+    settings: Settings
+    database_url: str
+    metrics: Metrics
+    schema_head: str
+    pool: db.Pool | None = None
+
+
+def json_response(status: int, body: dict[str, Any], headers: dict[str, str]) -> Response:
+    return Response(_json.encode(body), status, headers, media_type="application/json")
+
+
+def error_response(
+    status: int, key: str, message: str, request_id: str, headers: dict[str, str] | None = None
+) -> Response:
+    """An error in Voucherify's own shape: code, key, message, request_id."""
+    body = {"code": status, "key": key, "message": message, "request_id": request_id}
+    return json_response(status, body, {REQUEST_ID_HEADER: request_id, **(headers or {})})
+
+
+async def receive_webhook(request: Request) -> Response:
+    """POST /webhooks/voucherify: verify, decode, store, then answer."""
+    state: State = request.app.state.service
+    settings = state.settings
+    started = time.perf_counter()
+    request_id = request.headers.get(REQUEST_ID_HEADER) or uuid.uuid4().hex
+    summary: dict[str, Any] = {"event_id": None, "type": None, "family": None}
+
+    def finish(response: Response, outcome: str, **extra: Any) -> Response:
+        elapsed = time.perf_counter() - started
+        state.metrics.observe(summary["family"] or "none", outcome, elapsed)
+        level = "info" if response.status_code < 400 else "warning"
+        if outcome == "error":
+            level = "error"
+        log.log(
+            _LEVELS[level],
+            "webhook",
+            **summary,
+            outcome=outcome,
+            status=response.status_code,
+            duration_ms=round(elapsed * 1000, 2),
+            request_id=request_id,
+            **extra,
+        )
+        return response
+
+    def refuse(status: int, key: str, message: str) -> Response:
+        return finish(error_response(status, key, message, request_id), "refused", reason=key)
+
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/json" and not content_type.endswith("+json"):
+        return refuse(415, "unsupported_media_type", "send the event as application/json")
+    try:
+        body = await _read_body(request, settings.max_body_bytes)
+    except _BodyTooLargeError:
+        return refuse(413, "payload_too_large", f"body over {settings.max_body_bytes} bytes")
+
+    if settings.webhook_secrets and not signing.verify(
+        settings.webhook_secrets, body, request.headers.get(signing.SIGNATURE_HEADER)
+    ):
+        return refuse(401, "invalid_signature", "missing or wrong x-voucherify-signature")
+
+    try:
+        incoming = parse(body)
+    except Rejected as exc:
+        return refuse(exc.status, exc.key, exc.message)
+    summary.update(event_id=incoming.event_id, type=incoming.type, family=incoming.family)
+
+    if state.pool is None:
+        return finish(_unavailable(settings, request_id), "error", reason="no database pool")
+    try:
+        async with asyncio.timeout(settings.write_timeout_seconds):
+            written = await write(state.pool, incoming)
+    except db.UNAVAILABLE as exc:
+        return finish(_unavailable(settings, request_id), "error", reason=type(exc).__name__)
+    except db.REJECTED_VALUES as exc:
+        # Valid JSON that Postgres' jsonb cannot hold (e.g. a \u0000 in a string).
+        message = f"payload cannot be stored: {exc}"
+        return refuse(400, "unstorable_payload", message)
+    except Exception as exc:  # never a 500: Voucherify retries a 503
+        log.exception("webhook write failed", event_id=incoming.event_id, request_id=request_id)
+        return finish(_unavailable(settings, request_id), "error", reason=type(exc).__name__)
+
+    status = 200 if written.outcome is Outcome.DUPLICATE else 202
+    body_out = {"event_id": incoming.event_id, "outcome": written.outcome.value}
+    extra = {"error": written.error} if written.error else {}
+    response = json_response(status, body_out, {REQUEST_ID_HEADER: request_id})
+    return finish(response, written.outcome.value, **extra)
+
+
+def _unavailable(settings: Settings, request_id: str) -> Response:
+    retry = {"Retry-After": str(settings.retry_after_seconds)}
+    message = "the event store is unavailable; retry later"
+    return error_response(503, "service_unavailable", message, request_id, retry)
+
+
+class _BodyTooLargeError(Exception):
+    pass
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _BodyTooLargeError
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _BodyTooLargeError
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def healthz(request: Request) -> Response:
+    """GET /healthz: the process is alive and serving."""
+    return json_response(200, {"status": "ok"}, {})
+
+
+async def readyz(request: Request) -> Response:
+    """GET /readyz: 200 only when Postgres answers and the schema is at the latest migration."""
+    state: State = request.app.state.service
+    if state.pool is None:
+        return json_response(503, {"status": "unavailable", "reason": "no pool"}, {})
+    try:
+        async with asyncio.timeout(2), state.pool.acquire() as conn:
+            revision = await db.schema_revision(conn)
+    except db.UNAVAILABLE as exc:
+        reason = f"database unreachable: {type(exc).__name__}"
+        return json_response(503, {"status": "unavailable", "reason": reason}, {})
+    if revision != state.schema_head:
+        reason = f"schema at {revision}, expected {state.schema_head}; run migrate"
+        return json_response(503, {"status": "unavailable", "reason": reason}, {})
+    return json_response(200, {"status": "ready", "schema": revision}, {})
+
+
+async def metrics(request: Request) -> Response:
+    """GET /metrics: Prometheus text format."""
+    state: State = request.app.state.service
+    return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+
+routes = [
+    Route("/webhooks/voucherify", receive_webhook, methods=["POST"]),
+    Route("/healthz", healthz, methods=["GET"]),
+    Route("/readyz", readyz, methods=["GET"]),
+    Route("/metrics", metrics, methods=["GET"]),
+]
+
+_LEVELS = {"info": 20, "warning": 30, "error": 40}
+
+
+def create_app(settings: Settings, database_url: str) -> Starlette:
+    """The ASGI app; the pool is opened in the lifespan and closed on shutdown."""
+    state = State(
+        settings=settings,
+        database_url=database_url,
+        metrics=Metrics(),
+        schema_head=head_revision(),
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        state.pool = await db.create_pool(database_url, max_size=settings.db_pool_size)
+        try:
+            yield
+        finally:
+            pool, state.pool = state.pool, None
+            await pool.close()
+
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.service = state
+    return app

@@ -1,0 +1,99 @@
+"""Settings, read once from the environment (contract section 4)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import msgspec
+
+
+class ConfigError(Exception):
+    """The environment does not describe a service that may start."""
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    database_url: str | None = None
+    webhook_secrets: tuple[str, ...] = ()
+    allow_unsigned: bool = False
+    api_keys: tuple[tuple[str, str], ...] = ()
+    log_level: str = "INFO"
+    log_format: str = "json"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_body_bytes: int = 1024 * 1024
+    # Voucherify gives up after 10 s; answering 503 well before that lets it retry cleanly.
+    write_timeout_seconds: float = 5.0
+    retry_after_seconds: int = 5
+    db_pool_size: int = 10
+    data_dir: Path = Path(".data")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        try:
+            return cls(
+                database_url=env.get("DATABASE_URL") or None,
+                webhook_secrets=_split(env.get("VOUCHERIFY_WEBHOOK_SECRET", "")),
+                allow_unsigned=_flag(env.get("ALLOW_UNSIGNED_WEBHOOKS", "")),
+                api_keys=tuple(_pair(item) for item in _split(env.get("API_KEYS", ""))),
+                log_level=env.get("LOG_LEVEL", "INFO").upper(),
+                log_format=env.get("LOG_FORMAT", "json").lower(),
+                host=env.get("HOST", "127.0.0.1"),
+                port=int(env.get("PORT", "8000")),
+                max_body_bytes=int(env.get("MAX_BODY_BYTES", str(1024 * 1024))),
+                write_timeout_seconds=float(env.get("WRITE_TIMEOUT_SECONDS", "5")),
+                retry_after_seconds=int(env.get("RETRY_AFTER_SECONDS", "5")),
+                db_pool_size=int(env.get("DB_POOL_SIZE", "10")),
+                data_dir=Path(env.get("DATA_DIR", ".data")),
+            )
+        except ValueError as exc:
+            raise ConfigError(f"invalid setting: {exc}") from exc
+
+    def require_signing(self) -> None:
+        """Refuse to serve an endpoint anyone on the internet could write into."""
+        if not self.webhook_secrets and not self.allow_unsigned:
+            raise ConfigError(
+                "VOUCHERIFY_WEBHOOK_SECRET is not set. Set it to the secret shown in Voucherify's "
+                "webhook settings, or set ALLOW_UNSIGNED_WEBHOOKS=1 for local use only."
+            )
+        if self.log_format not in ("json", "console"):
+            raise ConfigError(f"LOG_FORMAT must be json or console, not {self.log_format!r}")
+
+    def describe(self) -> dict[str, object]:
+        """The effective configuration with secrets masked, for the start-up log line."""
+        return {
+            "database": _mask_url(self.database_url) if self.database_url else "embedded",
+            "webhook_secrets": len(self.webhook_secrets),
+            "allow_unsigned": self.allow_unsigned,
+            "api_keys": [app_id for app_id, _ in self.api_keys],
+            "host": self.host,
+            "port": self.port,
+            "max_body_bytes": self.max_body_bytes,
+            "write_timeout_seconds": self.write_timeout_seconds,
+            "db_pool_size": self.db_pool_size,
+        }
+
+
+def _split(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+def _flag(value: str) -> bool:
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def _pair(item: str) -> tuple[str, str]:
+    app_id, sep, token = item.partition(":")
+    if not sep or not app_id or not token:
+        raise ValueError("API_KEYS entries look like app_id:app_token")
+    return app_id, token
+
+
+def _mask_url(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, hostpart = rest.rpartition("@")
+    if not at or ":" not in userinfo:
+        return url
+    return f"{scheme}{sep}{userinfo.split(':', 1)[0]}:***@{hostpart}"

@@ -1,0 +1,86 @@
+"""Postgres access: the pool, its jsonb codec, and the readiness question."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+import asyncpg
+import msgspec
+
+# asyncpg-stubs makes Connection and Pool generic over the record class; asyncpg does not.
+# A handler takes either a plain connection (CLI, replay) or one borrowed from the pool.
+if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
+
+    Connection: TypeAlias = asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]
+    Pool: TypeAlias = asyncpg.Pool[asyncpg.Record]
+else:
+    Connection = asyncpg.Connection
+    Pool = asyncpg.Pool
+
+# Errors that mean "Postgres is not answering right now": the caller answers 503 and
+# Voucherify retries, rather than treating them as a bad event.
+UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.InsufficientResourcesError,
+)
+
+_JSONB_VERSION = b"\x01"
+
+
+def _encode_jsonb(value: Any) -> bytes:
+    # msgspec.Raw passes already-encoded JSON (the request body) through untouched.
+    return _JSONB_VERSION + msgspec.json.encode(value)
+
+
+def _decode_jsonb(data: bytes) -> Any:
+    return msgspec.json.decode(data[1:])
+
+
+async def _init_connection(conn: Connection) -> None:
+    await conn.set_type_codec(
+        "jsonb",
+        encoder=_encode_jsonb,
+        decoder=_decode_jsonb,
+        schema="pg_catalog",
+        format="binary",
+    )
+
+
+async def connect(dsn: str, **kwargs: Any) -> asyncpg.Connection[asyncpg.Record]:
+    """One connection with the service's codecs (CLI commands and tests)."""
+    conn: asyncpg.Connection[asyncpg.Record] = await asyncpg.connect(dsn, **kwargs)
+    await _init_connection(conn)
+    return conn
+
+
+async def create_pool(dsn: str, *, max_size: int) -> Pool:
+    """A pool that starts empty, so the service starts (and reports not ready) while
+    Postgres is down, and connects as soon as it answers."""
+    pool = asyncpg.create_pool(
+        dsn,
+        min_size=0,
+        max_size=max_size,
+        init=_init_connection,
+        command_timeout=30,
+        # Connection attempts fail fast; the writer's own deadline bounds the request.
+        timeout=5,
+    )
+    return await pool
+
+
+async def schema_revision(conn: Connection) -> str | None:
+    """The alembic revision the database is at, or None before the first migration."""
+    exists = await conn.fetchval("SELECT to_regclass('alembic_version') IS NOT NULL")
+    if not exists:
+        return None
+    revision: str | None = await conn.fetchval("SELECT version_num FROM alembic_version")
+    return revision
+
+
+# Errors that mean "this value cannot be stored", not "Postgres is down".
+REJECTED_VALUES: tuple[type[BaseException], ...] = (asyncpg.DataError,)

@@ -1,0 +1,12 @@
+"""Reward family: customer.rewarded*, customer.reward_redemptions.* -> reward rows."""
+
+from __future__ import annotations
+
+from service.db import Connection
+from service.events.rewards import RewardActivity
+from service.handlers import require
+
+
+async def handle(conn: Connection, event: RewardActivity) -> None:
+    """Check what the normalized rows are keyed on; the rows themselves come with issue 3."""
+    require(event.data.customer and event.data.customer.id, "data.customer.id")

@@ -1,0 +1,100 @@
+"""From request bytes to an `Incoming` event: ids, type, family, and the decoded Struct.
+
+Bodies that cannot be stored at all are `Rejected` with the contract's status (400 or 422).
+Everything else becomes an `Incoming`: a known type decoded into its Struct, an unknown type
+kept raw, or a known type whose `data` did not decode, kept raw with the decoding error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import msgspec
+
+from service.events import DECODER, HEAD_DECODER, Activity
+from service.routing import UNKNOWN, family_of
+
+
+class Rejected(Exception):  # noqa: N818 - reads as "raise Rejected(...)", like Starlette's
+    """A body that is refused before anything is stored."""
+
+    def __init__(self, status: int, key: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.key = key
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    event_id: str
+    type: str
+    family: str
+    body: bytes
+    # The decoded event; None for an unknown type or a known type that did not decode.
+    event: Activity | None
+    decode_error: str | None
+    created_at: datetime | None
+    group_id: str | None
+    delivery_id: str | None
+    project_id: str | None
+
+    @property
+    def customer_id(self) -> str | None:
+        customer = self.event.data.customer if self.event is not None else None
+        return customer.id if customer is not None else None
+
+
+def parse(body: bytes) -> Incoming:
+    """Read one delivery body; raise `Rejected` when there is nothing that can be stored."""
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise Rejected(400, "invalid_encoding", f"body is not UTF-8: {exc.reason}") from None
+    try:
+        head = HEAD_DECODER.decode(body)
+    except msgspec.ValidationError as exc:
+        raise Rejected(422, "invalid_event", f"not a customer activity: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise Rejected(400, "invalid_json", f"body is not JSON: {exc}") from None
+
+    event_id = head.event_id
+    if not event_id:
+        raise Rejected(422, "missing_id", "the event has no id (neither event.id nor id)")
+    if not head.type:
+        raise Rejected(422, "missing_type", "the event has no type")
+
+    family = family_of(head.type)
+    event: Activity | None = None
+    decode_error: str | None = None
+    if family != UNKNOWN:
+        try:
+            event = DECODER.decode(body)
+        except msgspec.ValidationError as exc:
+            decode_error = f"data does not match {head.type}: {exc}"
+
+    return Incoming(
+        event_id=event_id,
+        type=head.type,
+        family=family,
+        body=body,
+        event=event,
+        decode_error=decode_error,
+        created_at=parse_time(head.event.created_at if head.event else None)
+        or parse_time(head.created_at),
+        group_id=(head.event.group_id if head.event else None) or head.group_id,
+        delivery_id=head.id if head.is_envelope else None,
+        project_id=head.project_id,
+    )
+
+
+def parse_time(value: str | None) -> datetime | None:
+    """An ISO 8601 time as Voucherify writes it (`Z` suffix, or a bare date), else None."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)

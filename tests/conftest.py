@@ -1,0 +1,163 @@
+"""Shared fixtures: a real Postgres database per session, the real app over HTTP.
+
+The database is `DATABASE_URL`'s server when set, else an embedded Postgres in a temporary
+directory; either way a fresh database is created for the session, migrated to head, and
+dropped at the end. Every test starts from empty tables.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from starlette.applications import Starlette
+
+from service import db, migrate, signing
+from service.app import create_app
+from service.config import Settings
+
+FIXTURES = Path(__file__).parent / "fixtures" / "events"
+SECRET = "test-webhook-secret"
+WEBHOOK = "/webhooks/voucherify"
+
+
+def fixture_types() -> list[str]:
+    return sorted(path.stem for path in FIXTURES.glob("*.json"))
+
+
+def load_fixture(event_type: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((FIXTURES / f"{event_type}.json").read_text())
+    return data
+
+
+def with_db(url: str, name: str) -> str:
+    """`url` pointing at database `name` (keeps host, port, user and query options)."""
+    base, _, query = url.partition("?")
+    root = base.rsplit("/", 1)[0] if base.count("/") > 2 else base
+    return f"{root}/{name}" + (f"?{query}" if query else "")
+
+
+@pytest.fixture(scope="session")
+def server_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A Postgres server to create test databases on."""
+    if url := os.environ.get("DATABASE_URL"):
+        return url
+    from service import embedded  # noqa: PLC0415
+
+    return embedded.start(tmp_path_factory.mktemp("pg"))
+
+
+async def _admin_async(server_url: str, sql: str) -> None:
+    conn = await asyncpg.connect(with_db(server_url, "postgres"))
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+def _admin(server_url: str, sql: str) -> None:
+    """Run admin SQL from sync or async code alike (in its own thread and event loop)."""
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, _admin_async(server_url, sql)).result()
+
+
+@pytest.fixture(scope="session")
+def create_database(server_url: str) -> Iterator[Callable[[], str]]:
+    """Make fresh, empty databases on the test server; all are dropped at the end."""
+    made: list[str] = []
+
+    def make() -> str:
+        name = f"vh_test_{secrets.token_hex(4)}"
+        _admin(server_url, f'CREATE DATABASE "{name}"')
+        made.append(name)
+        return with_db(server_url, name)
+
+    yield make
+    for name in made:
+        _admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def database_url(create_database: Callable[[], str]) -> str:
+    """The session's database, migrated to head."""
+    url = create_database()
+    migrate.upgrade(url)
+    return url
+
+
+@pytest.fixture
+async def conn(database_url: str) -> AsyncIterator[db.Connection]:
+    """A connection to the session database, with every table emptied first."""
+    connection = await db.connect(database_url)
+    await connection.execute("TRUNCATE events")
+    try:
+        yield connection
+    finally:
+        await connection.close()
+
+
+def settings(**overrides: Any) -> Settings:
+    values: dict[str, Any] = {"webhook_secrets": (SECRET,), "write_timeout_seconds": 5.0}
+    values.update(overrides)
+    return Settings(**values)
+
+
+async def start_app(stack: AsyncExitStack, app: Starlette) -> httpx.AsyncClient:
+    """Run the app's lifespan and return an HTTP client talking to it in-process."""
+    await stack.enter_async_context(app.router.lifespan_context(app))
+    transport = httpx.ASGITransport(app=app)
+    return await stack.enter_async_context(
+        httpx.AsyncClient(transport=transport, base_url="http://testserver")
+    )
+
+
+@pytest.fixture
+async def client(database_url: str, conn: db.Connection) -> AsyncIterator[httpx.AsyncClient]:
+    """The real app on the session database, signing secret `SECRET`."""
+    async with AsyncExitStack() as stack:
+        yield await start_app(stack, create_app(settings(), database_url))
+
+
+def signed(body: bytes, secret: str = SECRET) -> dict[str, str]:
+    return {
+        "content-type": "application/json",
+        "x-voucherify-signature": signing.sign(secret, body),
+    }
+
+
+def compact_json(payload: Any) -> bytes:
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def pretty_json(payload: Any) -> bytes:
+    return json.dumps(payload, indent=2, ensure_ascii=False).encode()
+
+
+def envelope(activity: dict[str, Any], send_out_id: str = "whs_0e1b6f3c2d9a") -> dict[str, Any]:
+    """The same event in Voucherify's v2024-01-01 webhook envelope."""
+    return {
+        "id": send_out_id,
+        "project_id": "proj_Vw6vKkQ2",
+        "created_at": activity["created_at"],
+        "type": activity["type"],
+        "data": activity["data"],
+        "source": {"type": "customer_activity"},
+        "event": {
+            "id": activity["id"],
+            "type": activity["type"],
+            "created_at": activity["created_at"],
+            "group_id": activity["group_id"],
+            "event_source": activity.get("event_source"),
+            "entity_id": "cust_entity",
+        },
+    }

@@ -1,0 +1,416 @@
+"""The receiver over HTTP against a real Postgres: every row of the contract's status table."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from contextlib import AsyncExitStack
+from typing import Any
+
+import httpx
+import pytest
+from structlog.testing import capture_logs
+
+from service import db
+from service.app import create_app
+from tests.conftest import (
+    SECRET,
+    WEBHOOK,
+    compact_json,
+    envelope,
+    fixture_types,
+    load_fixture,
+    pretty_json,
+    settings,
+    signed,
+    start_app,
+)
+
+ORDER_PAID = "customer.order.paid"
+
+
+async def stored(conn: db.Connection) -> list[dict[str, Any]]:
+    rows = await conn.fetch("SELECT * FROM events ORDER BY received_at, id")
+    return [dict(row) for row in rows]
+
+
+@pytest.mark.parametrize("shape", ["activity", "envelope"])
+@pytest.mark.parametrize("layout", ["compact", "pretty"])
+@pytest.mark.parametrize("event_type", fixture_types())
+async def test_every_event_type_in_both_shapes_and_layouts_is_stored_and_processed(
+    client: httpx.AsyncClient, conn: db.Connection, event_type: str, shape: str, layout: str
+) -> None:
+    """A signed fixture of each of the 74 types, in either wire shape and either layout, is
+    answered 202 after its row is committed with the right id, family and status."""
+    activity = load_fixture(event_type)
+    payload = envelope(activity) if shape == "envelope" else activity
+    body = pretty_json(payload) if layout == "pretty" else compact_json(payload)
+
+    response = await client.post(WEBHOOK, content=body, headers=signed(body))
+
+    assert response.status_code == 202, response.text
+    assert response.json() == {"event_id": activity["id"], "outcome": "processed"}
+    [row] = await stored(conn)
+    assert row["id"] == activity["id"]
+    assert row["type"] == event_type
+    assert row["family"] != "unknown"
+    assert row["status"] == "processed"
+    assert row["error"] is None
+    assert row["payload"] == payload
+    assert row["group_id"] == activity["group_id"]
+    assert row["created_at"].isoformat().startswith("2022-08-30T09:14:07.660")
+    customer = activity["data"].get("customer") or {}
+    assert row["customer_id"] == customer.get("id")
+    if shape == "envelope":
+        assert row["delivery_id"] == payload["id"]
+        assert row["project_id"] == payload["project_id"]
+
+
+async def test_the_same_event_through_both_shapes_and_retries_is_stored_once(
+    client: httpx.AsyncClient, conn: db.Connection
+) -> None:
+    """Retries and the other wire shape of an already stored event id answer 200 duplicate."""
+    activity = load_fixture(ORDER_PAID)
+    bodies = [
+        compact_json(activity),
+        pretty_json(activity),
+        compact_json(envelope(activity, "whs_first")),
+        compact_json(envelope(activity, "whs_retry")),
+    ]
+    answers = [await client.post(WEBHOOK, content=b, headers=signed(b)) for b in bodies]
+
+    assert [a.status_code for a in answers] == [202, 200, 200, 200]
+    assert [a.json()["outcome"] for a in answers[1:]] == ["duplicate"] * 3
+    assert len(await stored(conn)) == 1
+
+
+async def test_fifty_concurrent_deliveries_of_one_event_leave_one_row(
+    client: httpx.AsyncClient, conn: db.Connection
+) -> None:
+    """Racing deliveries of one event id: exactly one is new, the rest are duplicates."""
+    body = compact_json(load_fixture(ORDER_PAID))
+    answers = await asyncio.gather(
+        *(client.post(WEBHOOK, content=body, headers=signed(body)) for _ in range(50))
+    )
+
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses == [200] * 49 + [202]
+    assert await conn.fetchval("SELECT count(*) FROM events") == 1
+
+
+async def test_an_unknown_type_is_stored_raw_as_family_unknown(
+    client: httpx.AsyncClient, conn: db.Connection
+) -> None:
+    """A type outside Voucherify's 74 is kept, raw, for a later version to understand."""
+    payload = {"id": "evcus_new1", "type": "customer.hologram.sent", "data": {"x": [1, {}]}}
+    body = compact_json(payload)
+
+    response = await client.post(WEBHOOK, content=body, headers=signed(body))
+
+    assert response.status_code == 202
+    assert response.json()["outcome"] == "unknown"
+    [row] = await stored(conn)
+    assert (row["family"], row["status"], row["payload"]) == ("unknown", "processed", payload)
+
+
+async def test_a_known_type_whose_data_does_not_decode_is_quarantined_with_the_reason(
+    client: httpx.AsyncClient, conn: db.Connection
+) -> None:
+    """Data of the wrong shape is accepted, stored raw, quarantined, and the error says where."""
+    activity = load_fixture(ORDER_PAID)
+    activity["data"]["order"]["amount"] = "a lot"
+    body = compact_json(activity)
+
+    response = await client.post(WEBHOOK, content=body, headers=signed(body))
+
+    assert response.status_code == 202
+    assert response.json()["outcome"] == "quarantined"
+    [row] = await stored(conn)
+    assert row["status"] == "quarantined"
+    assert row["family"] == "order"
+    assert "$.data.order.amount" in row["error"]
+    assert row["payload"] == activity
+
+
+async def test_an_event_missing_what_its_rows_need_is_quarantined_by_its_handler(
+    client: httpx.AsyncClient, conn: db.Connection
+) -> None:
+    """An order event without an order id decodes, but cannot be normalized: quarantined."""
+    activity = load_fixture(ORDER_PAID)
+    del activity["data"]["order"]["id"]
+    body = compact_json(activity)
+
+    response = await client.post(WEBHOOK, content=body, headers=signed(body))
+
+    assert response.status_code == 202
+    assert response.json()["outcome"] == "quarantined"
+    [row] = await stored(conn)
+    assert row["status"] == "quarantined"
+    assert "data.order.id is missing" in row["error"]
+
+
+async def test_drifted_payloads_with_nulls_missing_and_extra_fields_still_process(
+    client: httpx.AsyncClient, conn: db.Connection
+) -> None:
+    """Real payloads drop fields, send nulls and add keys and nested shapes the docs lack."""
+    activity = load_fixture(ORDER_PAID)
+    data = activity["data"]
+    data["order"] = {"id": "ord_drift", "amount": None, "items": None, "brand_new": {"a": [1]}}
+    data["customer"]["name"] = None
+    del data["customer"]["email"]
+    data["surprise"] = [{"nested": {"deeper": True}}]
+    activity["event_source"] = None
+    activity["extra_top_level"] = "ignored"
+    body = compact_json(activity)
+
+    response = await client.post(WEBHOOK, content=body, headers=signed(body))
+
+    assert response.status_code == 202
+    assert response.json()["outcome"] == "processed"
+    [row] = await stored(conn)
+    assert row["payload"]["data"]["surprise"] == [{"nested": {"deeper": True}}]
+
+
+@pytest.mark.parametrize(
+    ("signature", "why"),
+    [(None, "missing"), ("0" * 64, "wrong"), ("not-hex", "malformed")],
+)
+async def test_a_missing_or_wrong_signature_is_refused_and_nothing_is_stored(
+    client: httpx.AsyncClient, conn: db.Connection, signature: str | None, why: str
+) -> None:
+    """401 for a {why} signature; the database stays empty."""
+    body = compact_json(load_fixture(ORDER_PAID))
+    headers = {"content-type": "application/json"}
+    if signature is not None:
+        headers["x-voucherify-signature"] = signature
+
+    response = await client.post(WEBHOOK, content=body, headers=headers)
+
+    assert response.status_code == 401
+    assert response.json()["key"] == "invalid_signature"
+    assert await stored(conn) == []
+
+
+async def test_a_signature_made_with_another_secret_is_refused(
+    client: httpx.AsyncClient, conn: db.Connection
+) -> None:
+    body = compact_json(load_fixture(ORDER_PAID))
+    response = await client.post(WEBHOOK, content=body, headers=signed(body, "other-secret"))
+    assert response.status_code == 401
+    assert await stored(conn) == []
+
+
+async def test_a_body_altered_after_signing_is_refused(
+    client: httpx.AsyncClient, conn: db.Connection
+) -> None:
+    body = compact_json(load_fixture(ORDER_PAID))
+    headers = signed(body)
+    tampered = body.replace(b'"amount":1000', b'"amount":1', 1)
+    assert tampered != body
+    response = await client.post(WEBHOOK, content=tampered, headers=headers)
+    assert response.status_code == 401
+    assert await stored(conn) == []
+
+
+async def test_any_of_several_configured_secrets_is_accepted_during_rotation(
+    database_url: str, conn: db.Connection
+) -> None:
+    """With old and new secrets configured, deliveries signed with either are accepted."""
+    app = create_app(settings(webhook_secrets=("new-secret", "old-secret")), database_url)
+    async with AsyncExitStack() as stack:
+        client = await start_app(stack, app)
+        for n, secret in enumerate(["old-secret", "new-secret"]):
+            activity = load_fixture(ORDER_PAID) | {"id": f"evcus_rot{n}"}
+            body = compact_json(activity)
+            response = await client.post(WEBHOOK, content=body, headers=signed(body, secret))
+            assert response.status_code == 202
+        body = compact_json(load_fixture(ORDER_PAID))
+        response = await client.post(WEBHOOK, content=body, headers=signed(body, SECRET))
+        assert response.status_code == 401
+    assert await conn.fetchval("SELECT count(*) FROM events") == 2
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "key"),
+    [
+        (b"{not json", 400, "invalid_json"),
+        (b"", 400, "invalid_json"),
+        (
+            b'{"id": "evcus_1", "type": "customer.created", "data": {"name": "\xff\xfe"}}',
+            400,
+            "invalid_encoding",
+        ),
+        (b"[1, 2, 3]", 422, "invalid_event"),
+        (b'"just a string"', 422, "invalid_event"),
+        (b'{"type": "customer.created", "data": {}}', 422, "missing_id"),
+        (b'{"id": "evcus_1", "data": {}}', 422, "missing_type"),
+        (b'{"id": "evcus_1", "type": 7, "data": {}}', 422, "invalid_event"),
+        (b'{"id": "", "type": "customer.created", "data": {}}', 422, "missing_id"),
+    ],
+)
+async def test_bodies_that_cannot_be_stored_get_a_json_error_and_store_nothing(
+    client: httpx.AsyncClient, conn: db.Connection, body: bytes, status: int, key: str
+) -> None:
+    """Properly signed but unusable bodies: 400 (not JSON/UTF-8) or 422 (no id or type)."""
+    response = await client.post(WEBHOOK, content=body, headers=signed(body))
+
+    assert response.status_code == status
+    error = response.json()
+    assert error["code"] == status
+    assert error["key"] == key
+    assert error["message"]
+    assert await stored(conn) == []
+
+
+async def test_a_body_over_the_limit_is_refused_with_413(
+    database_url: str, conn: db.Connection
+) -> None:
+    app = create_app(settings(max_body_bytes=2048), database_url)
+    async with AsyncExitStack() as stack:
+        client = await start_app(stack, app)
+        activity = load_fixture(ORDER_PAID)
+        activity["data"]["padding"] = "x" * 4096
+        body = compact_json(activity)
+        response = await client.post(WEBHOOK, content=body, headers=signed(body))
+
+        async def chunks() -> Any:
+            # No Content-Length: the limit holds while streaming too.
+            for _ in range(5):
+                yield b" " * 1024
+
+        streamed = await client.post(WEBHOOK, content=chunks(), headers=signed(b""))
+    assert response.status_code == 413
+    assert response.json()["key"] == "payload_too_large"
+    assert streamed.status_code == 413
+    assert await stored(conn) == []
+
+
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded"])
+async def test_a_content_type_other_than_json_is_refused_with_415(
+    client: httpx.AsyncClient, conn: db.Connection, content_type: str | None
+) -> None:
+    body = compact_json(load_fixture(ORDER_PAID))
+    headers = signed(body)
+    del headers["content-type"]
+    if content_type:
+        headers["content-type"] = content_type
+    response = await client.post(WEBHOOK, content=body, headers=headers)
+    assert response.status_code == 415
+    assert await stored(conn) == []
+
+
+async def test_json_with_a_charset_parameter_is_accepted(
+    client: httpx.AsyncClient, conn: db.Connection
+) -> None:
+    body = compact_json(load_fixture(ORDER_PAID))
+    headers = signed(body) | {"content-type": "application/json; charset=utf-8"}
+    response = await client.post(WEBHOOK, content=body, headers=headers)
+    assert response.status_code == 202
+
+
+async def test_an_unreachable_database_answers_503_with_retry_after_and_ready_fails(
+    create_database: Any,
+) -> None:
+    """Postgres down: Voucherify is told to retry (503 + Retry-After), fast, never a 500."""
+    unreachable = "postgresql://postgres@127.0.0.1:1/nowhere"
+    app = create_app(settings(retry_after_seconds=7), unreachable)
+    async with AsyncExitStack() as stack:
+        client = await start_app(stack, app)
+        body = compact_json(load_fixture(ORDER_PAID))
+        response = await client.post(WEBHOOK, content=body, headers=signed(body))
+        ready = await client.get("/readyz")
+        health = await client.get("/healthz")
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "7"
+    assert response.json()["key"] == "service_unavailable"
+    assert ready.status_code == 503
+    assert "unreachable" in ready.json()["reason"]
+    assert health.status_code == 200
+
+
+async def test_ready_only_when_the_schema_is_at_the_latest_migration(
+    create_database: Any, database_url: str
+) -> None:
+    """/readyz is 503 on a database that has not been migrated, 200 on one at head."""
+    behind = create_database()
+    async with AsyncExitStack() as stack:
+        not_migrated = await start_app(stack, create_app(settings(), behind))
+        migrated = await start_app(stack, create_app(settings(), database_url))
+        behind_answer = await not_migrated.get("/readyz")
+        ready_answer = await migrated.get("/readyz")
+    assert behind_answer.status_code == 503
+    assert "run migrate" in behind_answer.json()["reason"]
+    assert ready_answer.status_code == 200
+
+
+async def test_one_log_line_per_delivery_with_its_fields_and_no_secrets_or_payload(
+    client: httpx.AsyncClient, conn: db.Connection
+) -> None:
+    """Each delivery logs exactly one summary line; signatures and bodies never appear."""
+    activity = load_fixture(ORDER_PAID)
+    body = compact_json(activity)
+    headers = signed(body)
+    with capture_logs() as logs:
+        await client.post(WEBHOOK, content=body, headers=headers | {"x-request-id": "req-1"})
+        await client.post(WEBHOOK, content=body, headers=headers)
+        await client.post(WEBHOOK, content=body, headers={"content-type": "application/json"})
+
+    assert [line["event"] for line in logs] == ["webhook"] * 3
+    first, second, refused = logs
+    assert first["event_id"] == activity["id"]
+    assert first["type"] == ORDER_PAID
+    assert first["family"] == "order"
+    assert first["outcome"] == "processed"
+    assert first["status"] == 202
+    assert first["request_id"] == "req-1"
+    assert first["duration_ms"] >= 0
+    assert second["outcome"] == "duplicate"
+    assert refused["outcome"] == "refused"
+    assert refused["status"] == 401
+    assert len(refused["request_id"]) == 32
+    text = json.dumps(logs)
+    assert headers["x-voucherify-signature"] not in text
+    assert SECRET not in text
+    assert activity["data"]["customer"]["email"] not in text
+    assert "payload" not in text
+
+
+async def test_quarantined_deliveries_log_their_error(
+    client: httpx.AsyncClient, conn: db.Connection
+) -> None:
+    activity = load_fixture(ORDER_PAID)
+    del activity["data"]["order"]["id"]
+    body = compact_json(activity)
+    with capture_logs() as logs:
+        await client.post(WEBHOOK, content=body, headers=signed(body))
+    [line] = logs
+    assert line["outcome"] == "quarantined"
+    assert "data.order.id is missing" in line["error"]
+
+
+async def test_metrics_count_deliveries_by_family_and_outcome_with_a_latency_histogram(
+    client: httpx.AsyncClient, conn: db.Connection
+) -> None:
+    body = compact_json(load_fixture(ORDER_PAID))
+    await client.post(WEBHOOK, content=body, headers=signed(body))
+    await client.post(WEBHOOK, content=body, headers=signed(body))
+    await client.post(WEBHOOK, content=body, headers={"content-type": "application/json"})
+
+    response = await client.get("/metrics")
+
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    text = response.text
+    assert 'voucherify_webhook_deliveries_total{family="order",outcome="processed"} 1.0' in text
+    assert 'voucherify_webhook_deliveries_total{family="order",outcome="duplicate"} 1.0' in text
+    assert 'voucherify_webhook_deliveries_total{family="none",outcome="refused"} 1.0' in text
+    assert 'voucherify_webhook_delivery_seconds_count{outcome="processed"} 1.0' in text
+    assert 'voucherify_webhook_delivery_seconds_bucket{le="10.0",outcome="processed"}' in text
+
+
+async def test_probes_answer(client: httpx.AsyncClient) -> None:
+    health = await client.get("/healthz")
+    ready = await client.get("/readyz")
+    assert health.status_code == 200
+    assert ready.status_code == 200
+    assert ready.json()["status"] == "ready"
