@@ -1,0 +1,166 @@
+"""The command line and a live server: `python -m service migrate|serve|sign`."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import asyncpg
+import httpx
+
+from service import migrate, signing
+from tests.conftest import WEBHOOK, compact_json, load_fixture
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("VOUCHERIFY_WEBHOOK_SECRET",)}
+    env.update(extra)
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextmanager
+def serving(env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """`python -m service serve` on a free loopback port, until ready or failed."""
+    port = free_port()
+    command = [sys.executable, "-m", "service", "serve", "--port", str(port), "--grace", "5"]
+    base = f"http://127.0.0.1:{port}"
+    with subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    ) as process:
+        try:
+            deadline = time.monotonic() + 30
+            while not _healthy(base):
+                assert process.poll() is None, process.stdout.read() if process.stdout else ""
+                assert time.monotonic() < deadline, "server did not come up in 30 s"
+                time.sleep(0.1)
+            yield process, base
+        finally:
+            if process.poll() is None:
+                process.kill()
+
+
+def _healthy(base: str) -> bool:
+    try:
+        return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def test_serve_refuses_to_start_without_a_webhook_secret(database_url: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "service", "serve"],
+        cwd=ROOT,
+        env=cli_env(DATABASE_URL=database_url),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "VOUCHERIFY_WEBHOOK_SECRET is not set" in result.stderr
+    assert "ALLOW_UNSIGNED_WEBHOOKS" in result.stderr
+
+
+def test_a_live_server_stores_a_signed_event_and_stops_cleanly_on_sigterm(
+    database_url: str,
+) -> None:
+    """Over real TCP: ready, 202 for a signed event, 401 for a forged one, a graceful
+    shutdown on SIGTERM; the start-up line shows the configuration without the secret."""
+    secret = "live-secret-value"
+    env = cli_env(DATABASE_URL=database_url, VOUCHERIFY_WEBHOOK_SECRET=secret, LOG_FORMAT="json")
+    activity = load_fixture("customer.created") | {"id": "evcus_live_1"}
+    body = compact_json(activity)
+    headers = {"content-type": "application/json"}
+    with serving(env) as (process, base):
+        ready = httpx.get(f"{base}/readyz", timeout=5)
+        good = httpx.post(
+            f"{base}{WEBHOOK}",
+            content=body,
+            headers=headers | {"x-voucherify-signature": signing.sign(secret, body)},
+            timeout=5,
+        )
+        forged = httpx.post(f"{base}{WEBHOOK}", content=body, headers=headers, timeout=5)
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=15)
+        output = process.stdout.read().decode() if process.stdout else ""
+
+    assert ready.status_code == 200
+    assert good.status_code == 202
+    assert forged.status_code == 401
+    # uvicorn re-raises the signal after its graceful shutdown, as a process manager expects.
+    assert code in (0, -signal.SIGTERM)
+    assert "Application shutdown complete" in output
+    assert '"event":"starting"' in output
+    assert '"webhook_secrets":1' in output
+    assert secret not in output
+    assert '"outcome":"processed"' in output
+
+
+def test_unsigned_delivery_works_only_when_explicitly_allowed(database_url: str) -> None:
+    env = cli_env(DATABASE_URL=database_url, ALLOW_UNSIGNED_WEBHOOKS="1")
+    body = compact_json(load_fixture("customer.created") | {"id": "evcus_unsigned_1"})
+    with serving(env) as (_, base):
+        response = httpx.post(
+            f"{base}{WEBHOOK}",
+            content=body,
+            headers={"content-type": "application/json"},
+            timeout=5,
+        )
+    assert response.status_code == 202
+
+
+def test_migrate_brings_an_empty_database_to_head(create_database: Callable[[], str]) -> None:
+    url = create_database()
+    result = subprocess.run(
+        [sys.executable, "-m", "service", "migrate"],
+        cwd=ROOT,
+        env=cli_env(DATABASE_URL=url),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+
+    async def revision() -> str | None:
+        conn = await asyncpg.connect(url)
+        try:
+            value: str | None = await conn.fetchval("SELECT version_num FROM alembic_version")
+            return value
+        finally:
+            await conn.close()
+
+    import asyncio  # noqa: PLC0415
+
+    assert asyncio.run(revision()) == migrate.head_revision()
+
+
+def test_sign_prints_the_signature_voucherify_would_send(tmp_path: Path) -> None:
+    body = tmp_path / "event.json"
+    body.write_text('{\n  "id": "evcus_1",\n  "type": "customer.created"\n}\n')
+    result = subprocess.run(
+        [sys.executable, "-m", "service", "sign", str(body)],
+        cwd=ROOT,
+        env=cli_env(VOUCHERIFY_WEBHOOK_SECRET="abc"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    assert result.stdout.strip() == signing.sign("abc", body.read_bytes())
