@@ -8,11 +8,12 @@ kept raw, or a known type whose `data` did not decode, kept raw with the decodin
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 import msgspec
 
 from service.events import DECODER, HEAD_DECODER, Activity
+from service.events.times import parse_time
 from service.routing import UNKNOWN, family_of
 
 
@@ -87,14 +88,3 @@ def parse(body: bytes) -> Incoming:
         delivery_id=head.id if head.is_envelope else None,
         project_id=head.project_id,
     )
-
-
-def parse_time(value: str | None) -> datetime | None:
-    """An ISO 8601 time as Voucherify writes it (`Z` suffix, or a bare date), else None."""
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)

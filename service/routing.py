@@ -13,7 +13,9 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from service.db import Connection
+from service.events import Activity
 from service.handlers import (
+    Meta,
     custom_event,
     customer,
     distribution,
@@ -30,7 +32,7 @@ from service.handlers import (
 )
 
 # Each handler takes its own family's Activity subclass; routing guarantees the match.
-Handler = Callable[[Connection, Any], Awaitable[None]]
+Handler = Callable[[Connection, Meta, Any], Awaitable[None]]
 
 UNKNOWN: Final = "unknown"
 
@@ -148,3 +150,8 @@ HANDLER_BY_FAMILY: Final[Mapping[str, Handler]] = MappingProxyType(
 def family_of(event_type: str) -> str:
     """The family of a type, or 'unknown' for a type outside Voucherify's 74."""
     return FAMILY_BY_TYPE.get(event_type, UNKNOWN)
+
+
+async def normalize(conn: Connection, meta: Meta, family: str, event: Activity) -> None:
+    """Write the normalized rows of one decoded event: live ingestion and replay alike."""
+    await HANDLER_BY_FAMILY[family](conn, meta, event)

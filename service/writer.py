@@ -11,19 +11,21 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from datetime import datetime
 
 import msgspec
 
 from service.db import UNAVAILABLE, Connection, Pool
+from service.handlers import Meta
 from service.intake import Incoming
-from service.routing import HANDLER_BY_FAMILY, UNKNOWN
+from service.routing import UNKNOWN, normalize
 
 INSERT_EVENT = """
 INSERT INTO events (id, type, family, status, error, payload,
                     created_at, group_id, customer_id, delivery_id, project_id)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 ON CONFLICT (id) DO NOTHING
-RETURNING id
+RETURNING received_at
 """
 
 
@@ -50,32 +52,35 @@ async def write(pool: Pool, incoming: Incoming) -> Written:
             # Unknown type or undecodable data: store raw, nothing to normalize.
             async with conn.transaction():
                 inserted = await _insert(conn, incoming, incoming.decode_error)
-            if not inserted:
+            if inserted is None:
                 return Written(Outcome.DUPLICATE)
             if incoming.family == UNKNOWN:
                 return Written(Outcome.UNKNOWN)
             return Written(Outcome.QUARANTINED, incoming.decode_error)
 
-        handler = HANDLER_BY_FAMILY[incoming.family]
         try:
             async with conn.transaction():
-                if not await _insert(conn, incoming, None):
+                received_at = await _insert(conn, incoming, None)
+                if received_at is None:
                     return Written(Outcome.DUPLICATE)
-                await handler(conn, incoming.event)
+                at = incoming.created_at or received_at
+                meta = Meta(event_id=incoming.event_id, at=at, type=incoming.type)
+                await normalize(conn, meta, incoming.family, incoming.event)
         except UNAVAILABLE:
             raise
         except Exception as exc:  # noqa: BLE001 - any handler failure quarantines the event
             error = f"{incoming.family} handler: {type(exc).__name__}: {exc}"
             async with conn.transaction():
                 inserted = await _insert(conn, incoming, error)
-            if not inserted:
+            if inserted is None:
                 return Written(Outcome.DUPLICATE)
             return Written(Outcome.QUARANTINED, error)
         return Written(Outcome.PROCESSED)
 
 
-async def _insert(conn: Connection, incoming: Incoming, error: str | None) -> bool:
-    row = await conn.fetchval(
+async def _insert(conn: Connection, incoming: Incoming, error: str | None) -> datetime | None:
+    """Insert the raw event; its received_at, or None when the id is already stored."""
+    received_at: datetime | None = await conn.fetchval(
         INSERT_EVENT,
         incoming.event_id,
         incoming.type,
@@ -89,4 +94,4 @@ async def _insert(conn: Connection, incoming: Incoming, error: str | None) -> bo
         incoming.delivery_id,
         incoming.project_id,
     )
-    return row is not None
+    return received_at

@@ -99,7 +99,11 @@ def database_url(create_database: Callable[[], str]) -> str:
 async def conn(database_url: str) -> AsyncIterator[db.Connection]:
     """A connection to the session database, with every table emptied first."""
     connection = await db.connect(database_url)
-    await connection.execute("TRUNCATE events")
+    tables = await connection.fetchval("""
+        SELECT string_agg(quote_ident(tablename), ', ') FROM pg_tables
+        WHERE schemaname = current_schema() AND tablename <> 'alembic_version'
+    """)
+    await connection.execute(f"TRUNCATE {tables}")
     try:
         yield connection
     finally:

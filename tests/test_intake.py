@@ -9,8 +9,9 @@ import pytest
 from service.events import DECODER, EVENT_TYPES
 from service.events.orders import OrderPaid
 from service.events.redemptions import RedemptionRollbackSucceeded
+from service.events.times import parse_time
 from service.events.vouchers import PointsAdded
-from service.intake import Rejected, parse, parse_time
+from service.intake import Rejected, parse
 from tests.conftest import compact_json, envelope, fixture_types, load_fixture
 
 

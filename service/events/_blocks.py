@@ -121,8 +121,9 @@ class Voucher(Block):
     expiration_date: str | None = None
     gift: Gift | None = None
     loyalty_card: LoyaltyCard | None = None
-    discount: Metadata | None = None
+    discount: Discount | None = None
     redemption: VoucherRedemptionCounts | None = None
+    assets: VoucherAssets | None = None
     validity_timeframe: ValidityTimeframe | None = None
     validity_day_of_week: list[int] | None = None
     additional_info: str | None = None
@@ -188,6 +189,27 @@ class RedemptionChannel(Block):
     channel_type: str | None = None
 
 
+class VoucherAsset(Block):
+    url: str | None = None
+
+
+class VoucherAssets(Block):
+    qr: VoucherAsset | None = None
+    barcode: VoucherAsset | None = None
+
+
+class Discount(Block):
+    """One shape for every discount kind; each kind fills its own fields."""
+
+    type: str | None = None
+    amount_off: int | float | None = None
+    percent_off: int | float | None = None
+    unit_off: int | float | None = None
+    amount_limit: int | float | None = None
+    unit_type: str | None = None
+    effect: str | None = None
+
+
 class Redemption(Block):
     """Simple Redemption and Redemption Internal; rollbacks share the shape."""
 
@@ -211,6 +233,9 @@ class Redemption(Block):
     promotion_tier: PromotionTier | None = None
     reward: Reward | None = None
     channel: RedemptionChannel | None = None
+    # Credits and points the redemption used (gift card, loyalty card).
+    gift: Gift | None = None
+    loyalty_card: LoyaltyCard | None = None
     metadata: Metadata | None = None
 
 
@@ -256,8 +281,15 @@ class VoucherTransaction(Block):
     source: str | None = None
     reason: str | None = None
     related_transaction_id: str | None = None
-    details: TransactionDetails | None = None
+    # Kept as raw JSON for the `details` column; `balance` is read from it on demand.
+    details: msgspec.Raw = msgspec.Raw()
     created_at: str | None = None
+
+    def balance(self) -> VoucherBalance | None:
+        raw = bytes(self.details)
+        if not raw or raw == b"null":
+            return None
+        return _DETAILS.decode(raw).balance
 
 
 class BucketPoints(Block):
@@ -290,14 +322,26 @@ class Segment(Block):
     name: str | None = None
 
 
+class CustomEventReferral(Block):
+    code: str | None = None
+    referrer_id: str | None = None
+
+
+class CustomEventLoyalty(Block):
+    code: str | None = None
+
+
 class CustomEvent(Block):
     id: str | None = None
     type: str | None = None
+    referral: CustomEventReferral | None = None
+    loyalty: CustomEventLoyalty | None = None
     metadata: Metadata | None = None
     created_at: str | None = None
 
 
 class PublicationVoucher(Block):
+    id: str | None = None
     code: str | None = None
     campaign: str | None = None
     is_referral_code: bool | None = None
@@ -305,6 +349,7 @@ class PublicationVoucher(Block):
 
 class Publication(Block):
     id: str | None = None
+    campaign: str | None = None
     created_at: str | None = None
     customer_id: str | None = None
     tracking_id: str | None = None
@@ -337,3 +382,6 @@ class Holder(Block):
     publication_id: str | None = None
     customer_id: str | None = None
     holder_role: str | None = None
+
+
+_DETAILS = msgspec.json.Decoder(TransactionDetails)

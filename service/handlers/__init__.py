@@ -1,12 +1,14 @@
 """Handlers, one module per event family; `service.routing` says which handles what.
 
-A handler runs inside the transaction that stores the raw event. Raising `NormalizeError`
-(or any error) rolls back only the handler's work: the raw event stays, quarantined with the
-error, for `python -m service replay` to retry once the mapping is fixed.
+A handler runs inside the transaction that stores the raw event, for live deliveries and
+for `replay` alike. Raising `NormalizeError` (or any error) rolls back the handler's work:
+the raw event stays, quarantined with the error, for `replay` to retry once fixed.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -14,6 +16,17 @@ T = TypeVar("T")
 
 class NormalizeError(Exception):
     """The event decoded, but lacks what its normalized rows need."""
+
+
+@dataclass(frozen=True, slots=True)
+class Meta:
+    """What a handler knows about the event besides its data."""
+
+    event_id: str
+    # When the activity happened: the event's created_at, else when it was received.
+    # Current-state rows keep it and ignore anything older.
+    at: datetime
+    type: str
 
 
 def require(value: T | None, path: str) -> T:

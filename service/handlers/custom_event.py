@@ -1,12 +1,33 @@
-"""Custom event family: customer.custom_event -> one row per tracked event."""
+"""Custom event family: customer.custom_event -> `custom_events`."""
 
 from __future__ import annotations
 
 from service.db import Connection
 from service.events.custom_events import CustomEventSent
-from service.handlers import require
+from service.events.times import parse_time
+from service.handlers import Meta, _entities, require
+from service.handlers._sql import append
+
+INSERT_CUSTOM_EVENT = append(
+    "custom_events",
+    ("event_id", "custom_event_id", "type", "customer_id", "referral_code", "loyalty_code",
+     "metadata", "occurred_at"),
+)  # fmt: skip
 
 
-async def handle(conn: Connection, event: CustomEventSent) -> None:
-    """Check what the normalized rows are keyed on; the rows themselves come with issue 3."""
-    require(event.data.event and event.data.event.type, "data.event.type")
+async def handle(conn: Connection, meta: Meta, event: CustomEventSent) -> None:
+    data = event.data
+    custom = require(data.event, "data.event")
+    name = require(custom.type, "data.event.type")
+    customer_id = await _entities.customer_stub(conn, meta, data.customer)
+    await conn.execute(
+        INSERT_CUSTOM_EVENT,
+        meta.event_id,
+        custom.id,
+        name,
+        customer_id,
+        custom.referral.code if custom.referral else None,
+        custom.loyalty.code if custom.loyalty else None,
+        custom.metadata,
+        parse_time(custom.created_at) or meta.at,
+    )

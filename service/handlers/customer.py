@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from service.db import Connection
-from service.events.customers import CustomerActivity
-from service.handlers import require
+from service.events.customers import CustomerActivity, CustomerDeleted
+from service.handlers import Meta, _entities, require
 
 
-async def handle(conn: Connection, event: CustomerActivity) -> None:
-    """Check what the normalized rows are keyed on; the rows themselves come with issue 3."""
-    require(event.data.customer and event.data.customer.id, "data.customer.id")
+async def handle(conn: Connection, meta: Meta, event: CustomerActivity) -> None:
+    customer = require(event.data.customer, "data.customer")
+    customer_id = require(customer.id, "data.customer.id")
+    await _entities.full_customer(conn, meta, customer, customer_id)
+    if isinstance(event, CustomerDeleted):
+        await _entities.mark_customer_deleted(conn, meta, customer_id)

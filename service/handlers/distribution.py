@@ -4,7 +4,28 @@ from __future__ import annotations
 
 from service.db import Connection
 from service.events.distributions import DistributionActivity
+from service.events.times import parse_time
+from service.handlers import Meta, _entities
+from service.handlers._sql import append
+
+INSERT_DISTRIBUTION = append(
+    "distributions",
+    ("event_id", "customer_id", "channel", "status", "occurred_at", "distribution"),
+)
 
 
-async def handle(conn: Connection, event: DistributionActivity) -> None:
-    """Distribution rows need nothing beyond the type (channel, outcome) and the event id."""
+async def handle(conn: Connection, meta: Meta, event: DistributionActivity) -> None:
+    data = event.data
+    customer_id = await _entities.customer_stub(conn, meta, data.customer)
+    # The type names both: customer.<channel>.<sent|recovered|failed>.
+    _, channel, status = meta.type.split(".")
+    occurred = parse_time(data.sent_at or data.recovered_at or data.failed_at) or meta.at
+    await conn.execute(
+        INSERT_DISTRIBUTION,
+        meta.event_id,
+        customer_id,
+        channel,
+        status,
+        occurred,
+        data.distribution,
+    )

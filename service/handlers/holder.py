@@ -1,12 +1,36 @@
-"""Holder family: customer.holder.assignment.{created,deleted} -> voucher holders."""
+"""Holder family: customer.holder.assignment.{created,deleted} -> `voucher_holders`."""
 
 from __future__ import annotations
 
 from service.db import Connection
-from service.events.holders import HolderActivity
-from service.handlers import require
+from service.events.holders import HolderActivity, HolderAssignmentDeleted
+from service.events.times import parse_time
+from service.handlers import Meta, _entities, require
+from service.handlers._sql import upsert
+
+UPSERT_HOLDER = upsert(
+    "voucher_holders",
+    ("id", "voucher_id", "customer_id", "holder_role", "campaign_id", "publication_id",
+     "created_at", "deleted_at", "last_event_at", "last_event_id"),
+)  # fmt: skip
 
 
-async def handle(conn: Connection, event: HolderActivity) -> None:
-    """Check what the normalized rows are keyed on; the rows themselves come with issue 3."""
-    require(event.data.holder and event.data.holder.id, "data.holder.id")
+async def handle(conn: Connection, meta: Meta, event: HolderActivity) -> None:
+    data = event.data
+    holder = require(data.holder, "data.holder")
+    holder_id = require(holder.id, "data.holder.id")
+    customer_id = await _entities.customer_stub(conn, meta, data.customer)
+    voucher_id = await _entities.voucher(conn, meta, data.voucher)
+    await conn.execute(
+        UPSERT_HOLDER,
+        holder_id,
+        holder.redeemable_id or voucher_id,
+        holder.customer_id or customer_id,
+        holder.holder_role,
+        holder.campaign_id or (data.campaign.id if data.campaign else None),
+        holder.publication_id,
+        parse_time(holder.created_at),
+        meta.at if isinstance(event, HolderAssignmentDeleted) else None,
+        meta.at,
+        meta.event_id,
+    )

@@ -1,12 +1,57 @@
-"""Loyalty tier family: customer.loyalty.tier.*, customer.loyalty.updated -> tier changes."""
+"""Loyalty tier family: customer.loyalty.tier.* -> `loyalty_tier_changes`.
+
+customer.loyalty.updated carries an undocumented `loyalty` object and no tier change: it
+refreshes the customer only; the raw event keeps the rest.
+"""
 
 from __future__ import annotations
 
 from service.db import Connection
-from service.events.loyalty import LoyaltyTierActivity
-from service.handlers import require
+from service.events.loyalty import LoyaltyTierActivity, LoyaltyUpdated
+from service.events.times import parse_time
+from service.handlers import Meta, _entities, require
+from service.handlers._sql import append
+
+INSERT_TIER_CHANGE = append(
+    "loyalty_tier_changes",
+    ("event_id", "customer_id", "campaign_id", "change", "tier_from_id", "tier_to_id",
+     "tier_id", "expiration_date", "created_at"),
+)  # fmt: skip
+
+# customer.loyalty.tier.<change>
+CHANGE_BY_TYPE = {
+    "customer.loyalty.tier.joined": "joined",
+    "customer.loyalty.tier.left": "left",
+    "customer.loyalty.tier.upgraded": "upgraded",
+    "customer.loyalty.tier.downgraded": "downgraded",
+    "customer.loyalty.tier.prolonged": "prolonged",
+    "customer.loyalty.tier.expiration.changed": "expiration_changed",
+}
 
 
-async def handle(conn: Connection, event: LoyaltyTierActivity) -> None:
-    """Check what the normalized rows are keyed on; the rows themselves come with issue 3."""
-    require(event.data.customer and event.data.customer.id, "data.customer.id")
+async def handle(conn: Connection, meta: Meta, event: LoyaltyTierActivity) -> None:
+    data = event.data
+    require(data.customer and data.customer.id, "data.customer.id")
+    customer_id = await _entities.customer_stub(conn, meta, data.customer)
+    if isinstance(event, LoyaltyUpdated):
+        return
+    tier_from = data.loyalty_tier_from.id if data.loyalty_tier_from else None
+    tier_to = data.loyalty_tier_to.id if data.loyalty_tier_to else None
+    tier = tier_to or (data.loyalty_tier.id if data.loyalty_tier else None)
+    campaign_id = (data.campaign.id if data.campaign else None) or next(
+        (t.campaign_id for t in (data.loyalty_tier, data.loyalty_tier_to, data.loyalty_tier_from)
+         if t is not None and t.campaign_id),
+        None,
+    )  # fmt: skip
+    await conn.execute(
+        INSERT_TIER_CHANGE,
+        meta.event_id,
+        customer_id,
+        campaign_id,
+        CHANGE_BY_TYPE[meta.type],
+        tier_from,
+        tier_to,
+        tier or tier_from,
+        parse_time(data.expiration_date),
+        parse_time(data.created_at) or meta.at,
+    )

@@ -4,9 +4,39 @@ from __future__ import annotations
 
 from service.db import Connection
 from service.events.publications import PublicationActivity
-from service.handlers import require
+from service.events.times import parse_time
+from service.handlers import Meta, _entities, require
+from service.handlers._sql import upsert
+
+UPSERT_PUBLICATION = upsert(
+    "publications",
+    ("id", "voucher_code", "customer_id", "customer_source_id", "date", "channel", "campaign",
+     "campaign_id", "result", "source_id", "tracking_id", "metadata",
+     "last_event_at", "last_event_id"),
+)  # fmt: skip
 
 
-async def handle(conn: Connection, event: PublicationActivity) -> None:
-    """Check what the normalized rows are keyed on; the rows themselves come with issue 3."""
-    require(event.data.publication and event.data.publication.id, "data.publication.id")
+async def handle(conn: Connection, meta: Meta, event: PublicationActivity) -> None:
+    data = event.data
+    publication = require(data.publication, "data.publication")
+    publication_id = require(publication.id, "data.publication.id")
+    customer_id = await _entities.customer_stub(conn, meta, data.customer)
+    voucher = publication.voucher
+    campaign = data.campaign
+    await conn.execute(
+        UPSERT_PUBLICATION,
+        publication_id,
+        voucher.code if voucher else None,
+        publication.customer_id or customer_id,
+        data.customer.source_id if data.customer else None,
+        parse_time(publication.created_at) or meta.at,
+        publication.channel,
+        (campaign.name if campaign else None) or (voucher.campaign if voucher else None),
+        campaign.id if campaign else None,
+        publication.result,
+        publication.source_id,
+        publication.tracking_id,
+        publication.metadata,
+        meta.at,
+        meta.event_id,
+    )

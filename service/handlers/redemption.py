@@ -1,15 +1,96 @@
-"""Redemption family: redemptions and rollbacks -> `redemptions`."""
+"""Redemption family: redemptions and rollbacks -> `redemptions` (+ embedded objects)."""
 
 from __future__ import annotations
 
 from service.db import Connection
-from service.events.redemptions import RedemptionActivity
-from service.handlers import require
+from service.events._blocks import Redemption
+from service.events.redemptions import (
+    RedemptionActivity,
+    RedemptionEvent,
+    RedemptionRollbackFailed,
+    RedemptionRollbackSucceeded,
+)
+from service.events.times import parse_time, whole
+from service.handlers import Meta, _entities, require
+from service.handlers._sql import upsert
+
+REDEMPTION_COLUMNS = (
+    "id", "object", "date", "voucher_code", "voucher_id", "campaign", "campaign_id",
+    "promotion_tier_id", "customer_id", "customer_source_id", "customer_name", "tracking_id",
+    "order_id", "order_amount", "gift_amount", "loyalty_points", "result", "status", "amount",
+    "failure_code", "failure_message", "reason", "parent_redemption_id", "metadata",
+    "last_event_at", "last_event_id",
+)  # fmt: skip
+UPSERT_REDEMPTION = upsert("redemptions", REDEMPTION_COLUMNS)
 
 
-async def handle(conn: Connection, event: RedemptionActivity) -> None:
-    """Check what the normalized rows are keyed on; the rows themselves come with issue 3."""
-    require(event.data.redemption and event.data.redemption.id, "data.redemption.id")
-    if event.type.startswith("customer.redemption.rollback."):
-        rollback = event.data.redemption_rollback
-        require(rollback and rollback.id, "data.redemption_rollback.id")
+async def handle(conn: Connection, meta: Meta, event: RedemptionActivity) -> None:
+    data = event.data
+    redemption = require(data.redemption, "data.redemption")
+    require(redemption.id, "data.redemption.id")
+    rollback = None
+    if isinstance(event, RedemptionRollbackSucceeded | RedemptionRollbackFailed):
+        rollback = require(data.redemption_rollback, "data.redemption_rollback")
+        require(rollback.id, "data.redemption_rollback.id")
+
+    customer_id = await _entities.customer_stub(conn, meta, data.customer)
+    await _entities.customer_stub(conn, meta, data.holder)
+    await _entities.voucher(conn, meta, data.voucher or redemption.voucher)
+    order = data.order or redemption.order
+    order_id = await _entities.order(conn, meta, order, full=False, customer_id=customer_id)
+
+    ids = {"customer_id": customer_id, "order_id": order_id}
+    await _write(conn, meta, data, redemption, object_="redemption", parent_id=None, **ids)
+    if rollback is not None:
+        parent = rollback.redemption or redemption.id
+        await _write(
+            conn, meta, data, rollback, object_="redemption_rollback", parent_id=parent, **ids
+        )
+
+
+async def _write(
+    conn: Connection,
+    meta: Meta,
+    data: RedemptionEvent,
+    r: Redemption,
+    *,
+    object_: str,
+    customer_id: str | None,
+    order_id: str | None,
+    parent_id: str | None,
+) -> None:
+    """One row of `redemptions`: the redemption, or its rollback (object_ says which)."""
+    voucher = data.voucher or r.voucher
+    campaign = data.campaign
+    customer = data.customer
+    order = data.order or r.order
+    tier = data.promotion_tier or r.promotion_tier
+    await conn.execute(
+        UPSERT_REDEMPTION,
+        r.id,
+        r.object or object_,
+        parse_time(r.date or r.created_at) or meta.at,
+        voucher.code if voucher else None,
+        voucher.id if voucher else None,
+        (campaign.name if campaign else None) or (voucher.campaign if voucher else None),
+        (campaign.id if campaign else None) or (voucher.campaign_id if voucher else None),
+        tier.id if tier else None,
+        r.customer_id or customer_id,
+        customer.source_id if customer else None,
+        customer.name if customer else None,
+        r.tracking_id,
+        order_id,
+        order.amount if order else None,
+        whole(r.gift.amount) if r.gift else None,
+        r.loyalty_card.points if r.loyalty_card else None,
+        r.result,
+        r.status,
+        r.amount,
+        r.failure_code,
+        r.failure_message,
+        r.reason,
+        parent_id or r.parent_redemption_id,
+        r.metadata,
+        meta.at,
+        meta.event_id,
+    )

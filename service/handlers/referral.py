@@ -1,12 +1,34 @@
-"""Referral family: customer.referred -> the referred customer and their referrer."""
+"""Referral family: customer.referred -> `referrals`."""
 
 from __future__ import annotations
 
 from service.db import Connection
 from service.events.referrals import Referred
-from service.handlers import require
+from service.handlers import Meta, _entities, require
+from service.handlers._sql import append
+
+INSERT_REFERRAL = append(
+    "referrals",
+    ("event_id", "customer_id", "referrer_id", "campaign_id", "voucher_id", "voucher_code",
+     "custom_event_id", "redemption_id", "occurred_at"),
+)  # fmt: skip
 
 
-async def handle(conn: Connection, event: Referred) -> None:
-    """Check what the normalized rows are keyed on; the rows themselves come with issue 3."""
-    require(event.data.customer and event.data.customer.id, "data.customer.id")
+async def handle(conn: Connection, meta: Meta, event: Referred) -> None:
+    data = event.data
+    require(data.customer and data.customer.id, "data.customer.id")
+    customer_id = await _entities.customer_stub(conn, meta, data.customer)
+    referrer_id = await _entities.customer_stub(conn, meta, data.referrer)
+    voucher_id = await _entities.voucher(conn, meta, data.voucher, holder_id=referrer_id)
+    await conn.execute(
+        INSERT_REFERRAL,
+        meta.event_id,
+        customer_id,
+        referrer_id,
+        data.campaign.id if data.campaign else None,
+        voucher_id,
+        data.voucher.code if data.voucher else None,
+        data.custom_event.id if data.custom_event else None,
+        data.redemption.id if data.redemption else None,
+        meta.at,
+    )

@@ -1,12 +1,77 @@
-"""Reward family: customer.rewarded*, customer.reward_redemptions.* -> reward rows."""
+"""Reward family: rewards granted (`customer_rewards`) and bought (`reward_redemptions`)."""
 
 from __future__ import annotations
 
 from service.db import Connection
-from service.events.rewards import RewardActivity
-from service.handlers import require
+from service.events.rewards import RewardActivity, Rewarded, RewardedLoyaltyPoints
+from service.handlers import Meta, _entities, require
+from service.handlers._sql import append, upsert
+
+INSERT_REWARD = append(
+    "customer_rewards",
+    ("event_id", "kind", "customer_id", "holder_id", "campaign_id", "voucher_id", "reward_id",
+     "reward_type", "amount", "points", "order_id", "occurred_at"),
+)  # fmt: skip
+UPSERT_REWARD_REDEMPTION = upsert(
+    "reward_redemptions",
+    ("id", "status", "customer_id", "reward_id", "reward_name", "reward_type", "voucher_id",
+     "campaign_id", "points", "source", "last_event_at", "last_event_id"),
+)  # fmt: skip
 
 
-async def handle(conn: Connection, event: RewardActivity) -> None:
-    """Check what the normalized rows are keyed on; the rows themselves come with issue 3."""
-    require(event.data.customer and event.data.customer.id, "data.customer.id")
+async def handle(conn: Connection, meta: Meta, event: RewardActivity) -> None:
+    data = event.data
+    customer_id = await _entities.customer_stub(conn, meta, data.customer)
+    holder_id = await _entities.customer_stub(conn, meta, data.holder)
+    voucher_id = await _entities.voucher(conn, meta, data.voucher, holder_id=holder_id)
+    campaign_id = data.campaign.id if data.campaign else None
+    reward = data.reward
+    amount, points = _amount_and_points(data.balance)
+
+    if isinstance(event, Rewarded | RewardedLoyaltyPoints):
+        order_id = await _entities.order(
+            conn, meta, data.order, full=False, customer_id=customer_id
+        )
+        await conn.execute(
+            INSERT_REWARD,
+            meta.event_id,
+            "rewarded" if isinstance(event, Rewarded) else "loyalty_points",
+            customer_id,
+            holder_id,
+            campaign_id,
+            voucher_id,
+            reward.id if reward else None,
+            reward.type if reward else None,
+            amount,
+            points,
+            order_id,
+            meta.at,
+        )
+        return
+
+    redemption = require(data.reward_redemption, "data.reward_redemption")
+    redemption_id = require(redemption.get("id"), "data.reward_redemption.id")
+    await conn.execute(
+        UPSERT_REWARD_REDEMPTION,
+        str(redemption_id),
+        meta.type.rsplit(".", 1)[1],  # customer.reward_redemptions.<status>
+        customer_id,
+        reward.id if reward else None,
+        reward.name if reward else None,
+        reward.type if reward else None,
+        voucher_id,
+        campaign_id,
+        points if points is not None else amount,
+        data.source,
+        meta.at,
+        meta.event_id,
+    )
+
+
+def _amount_and_points(balance: object) -> tuple[int | None, int | None]:
+    """Credits and points from `balance`: an object, or a bare integer of points."""
+    if isinstance(balance, int):
+        return None, balance
+    amount = getattr(balance, "amount", None)
+    points = getattr(balance, "points", None)
+    return amount, points

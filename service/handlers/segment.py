@@ -3,11 +3,40 @@
 from __future__ import annotations
 
 from service.db import Connection
-from service.events.segments import SegmentActivity
-from service.handlers import require
+from service.events.segments import SegmentActivity, SegmentEntered
+from service.handlers import Meta, _entities, require
+from service.handlers._sql import NEWER
+
+# Entry and exit times only ever move forward, so any arrival order gives the same row;
+# the name and last event follow the newest event.
+UPSERT_MEMBERSHIP = f"""
+INSERT INTO segment_memberships AS t (customer_id, segment_id, segment_name,
+                                      entered_at, left_at, last_event_at, last_event_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+ON CONFLICT (customer_id, segment_id) DO UPDATE SET
+    entered_at    = GREATEST(t.entered_at, EXCLUDED.entered_at),
+    left_at       = GREATEST(t.left_at, EXCLUDED.left_at),
+    segment_name  = CASE WHEN {NEWER} THEN EXCLUDED.segment_name ELSE t.segment_name END,
+    last_event_id = CASE WHEN {NEWER} THEN EXCLUDED.last_event_id ELSE t.last_event_id END,
+    last_event_at = GREATEST(t.last_event_at, EXCLUDED.last_event_at)
+"""  # noqa: S608 - NEWER is a constant; values are $n parameters
 
 
-async def handle(conn: Connection, event: SegmentActivity) -> None:
-    """Check what the normalized rows are keyed on; the rows themselves come with issue 3."""
-    require(event.data.customer and event.data.customer.id, "data.customer.id")
-    require(event.data.segment and event.data.segment.id, "data.segment.id")
+async def handle(conn: Connection, meta: Meta, event: SegmentActivity) -> None:
+    customer = require(event.data.customer, "data.customer")
+    customer_id = require(customer.id, "data.customer.id")
+    segment = require(event.data.segment, "data.segment")
+    segment_id = require(segment.id, "data.segment.id")
+    # Segment events carry the full customer, summary included.
+    await _entities.full_customer(conn, meta, customer, customer_id)
+    entered = isinstance(event, SegmentEntered)
+    await conn.execute(
+        UPSERT_MEMBERSHIP,
+        customer_id,
+        segment_id,
+        segment.name,
+        meta.at if entered else None,
+        None if entered else meta.at,
+        meta.at,
+        meta.event_id,
+    )

@@ -1,12 +1,73 @@
-"""Voucher family: balances, points, pending points, deletion -> `vouchers` and history."""
+"""Voucher family: gift credits, loyalty points, pending points, voucher deleted.
+
+Writes the voucher with its balances to `vouchers`, the movement to
+`voucher_transactions`, expired buckets to `points_expirations`, and pending points to
+`loyalty_pending_points`.
+"""
 
 from __future__ import annotations
 
 from service.db import Connection
-from service.events.vouchers import VoucherActivity
-from service.handlers import require
+from service.events.times import parse_date, parse_time
+from service.events.vouchers import VoucherActivity, VoucherDeleted
+from service.handlers import Meta, _entities, require
+from service.handlers._sql import upsert
+
+UPSERT_BUCKET = upsert(
+    "points_expirations",
+    ("id", "campaign_id", "voucher_id", "status", "expires_at", "points",
+     "last_event_at", "last_event_id"),
+)  # fmt: skip
+UPSERT_PENDING = upsert(
+    "loyalty_pending_points",
+    ("id", "status", "voucher_id", "campaign_id", "customer_id", "order_id", "points",
+     "activates_at", "last_event_at", "last_event_id"),
+)  # fmt: skip
 
 
-async def handle(conn: Connection, event: VoucherActivity) -> None:
-    """Check what the normalized rows are keyed on; the rows themselves come with issue 3."""
-    require(event.data.voucher and event.data.voucher.id, "data.voucher.id")
+async def handle(conn: Connection, meta: Meta, event: VoucherActivity) -> None:
+    data = event.data
+    voucher = require(data.voucher, "data.voucher")
+    voucher_id = require(voucher.id, "data.voucher.id")
+    customer_id = await _entities.customer_stub(conn, meta, data.customer)
+    await _entities.voucher(conn, meta, voucher, holder_id=customer_id)
+    await _entities.voucher(conn, meta, data.source_voucher)
+    await _entities.voucher(conn, meta, data.destination_voucher)
+    await _entities.transaction(conn, meta, data.transaction)
+    if isinstance(event, VoucherDeleted):
+        await _entities.mark_voucher_deleted(conn, meta, voucher_id)
+
+    for bucket in data.buckets or []:
+        if not bucket.id:
+            continue
+        await conn.execute(
+            UPSERT_BUCKET,
+            bucket.id,
+            bucket.campaign_id,
+            bucket.voucher_id or voucher_id,
+            bucket.status,
+            parse_date(bucket.expires_at),
+            bucket.bucket.total_points if bucket.bucket else None,
+            meta.at,
+            meta.event_id,
+        )
+
+    pending = data.pending_points
+    if pending is not None and pending.id:
+        order_id = await _entities.order(
+            conn, meta, data.order, full=False, customer_id=customer_id
+        )
+        await conn.execute(
+            UPSERT_PENDING,
+            pending.id,
+            # customer.voucher.loyalty_card.pending_points.<status>
+            meta.type.rsplit(".", 1)[1],
+            pending.voucher_id or voucher_id,
+            pending.campaign_id,
+            pending.customer_id or customer_id,
+            pending.order_id or order_id,
+            pending.points,
+            parse_time(pending.activates_at),
+            meta.at,
+            meta.event_id,
+        )

@@ -1,0 +1,310 @@
+"""Rows for objects many families embed: customers, orders, vouchers, transactions.
+
+Written once, called by every handler whose event carries such an object, so a customer
+seen in an order event and in a tier event lands in `customers` by the same rule.
+
+Customers and orders arrive in two sizes: the full object from their own family's events,
+and smaller copies embedded elsewhere. A copy only fills a row no full object has written
+yet (`is_stub`); the first full object replaces it, whatever the arrival order. Among rows
+of the same size the newest event wins.
+"""
+
+from __future__ import annotations
+
+from service.db import Connection
+from service.events._blocks import (
+    Customer,
+    Order,
+    Voucher,
+    VoucherBalance,
+    VoucherTransaction,
+)
+from service.events.times import parse_date, parse_time, whole
+from service.handlers import Meta
+from service.handlers._sql import NEWER, upsert
+
+# -- customers ----------------------------------------------------------------------------
+
+CUSTOMER_COLUMNS = (
+    "id", "source_id", "name", "email", "phone", "description", "birthdate", "birthday",
+    "address_city", "address_state", "address_line_1", "address_line_2", "address_country",
+    "address_postal_code", "metadata", "created_at", "updated_at",
+    "redemptions_total_redeemed", "redemptions_total_failed", "redemptions_total_succeeded",
+    "redemptions_total_rolled_back", "redemptions_total_rollback_failed",
+    "redemptions_total_rollback_succeeded", "orders_total_amount", "orders_total_count",
+    "orders_average_amount", "orders_last_order_amount", "orders_last_order_date",
+    "loyalty_points", "loyalty_referred_customers", "is_stub", "last_event_at", "last_event_id",
+)  # fmt: skip
+CUSTOMER_STUB_COLUMNS = (
+    "id", "source_id", "name", "email", "metadata", "is_stub", "last_event_at", "last_event_id",
+)  # fmt: skip
+
+# A full customer replaces a stub, or an older full customer.
+UPSERT_CUSTOMER = upsert("customers", CUSTOMER_COLUMNS, when=f"t.is_stub OR {NEWER}")
+# A copy embedded in another event only refreshes a row that is still a stub.
+UPSERT_CUSTOMER_STUB = upsert("customers", CUSTOMER_STUB_COLUMNS, when=f"t.is_stub AND {NEWER}")
+# Deletion sticks: the earliest customer.deleted time, whatever arrives after it.
+MARK_CUSTOMER_DELETED = "UPDATE customers SET deleted_at = LEAST(deleted_at, $2) WHERE id = $1"
+
+
+async def full_customer(conn: Connection, meta: Meta, customer: Customer, customer_id: str) -> None:
+    summary = customer.summary
+    redemptions = summary.redemptions if summary else None
+    orders = summary.orders if summary else None
+    address = customer.address
+    loyalty = customer.loyalty
+    await conn.execute(
+        UPSERT_CUSTOMER,
+        customer_id,
+        customer.source_id,
+        customer.name,
+        customer.email,
+        customer.phone,
+        customer.description,
+        parse_date(customer.birthdate),
+        parse_date(customer.birthday),
+        address.city if address else None,
+        address.state if address else None,
+        address.line_1 if address else None,
+        address.line_2 if address else None,
+        address.country if address else None,
+        address.postal_code if address else None,
+        customer.metadata,
+        parse_time(customer.created_at),
+        parse_time(customer.updated_at),
+        redemptions.total_redeemed if redemptions else None,
+        redemptions.total_failed if redemptions else None,
+        redemptions.total_succeeded if redemptions else None,
+        redemptions.total_rolled_back if redemptions else None,
+        redemptions.total_rollback_failed if redemptions else None,
+        redemptions.total_rollback_succeeded if redemptions else None,
+        orders.total_amount if orders else None,
+        orders.total_count if orders else None,
+        orders.average_amount if orders else None,
+        orders.last_order_amount if orders else None,
+        parse_time(orders.last_order_date) if orders else None,
+        loyalty.points if loyalty else None,
+        loyalty.referred_customers if loyalty else None,
+        False,
+        meta.at,
+        meta.event_id,
+    )
+
+
+async def customer_stub(conn: Connection, meta: Meta, customer: Customer | None) -> str | None:
+    """Record an embedded customer copy; returns its id (None when it has none)."""
+    if customer is None or not customer.id:
+        return None
+    await conn.execute(
+        UPSERT_CUSTOMER_STUB,
+        customer.id,
+        customer.source_id,
+        customer.name,
+        customer.email,
+        customer.metadata,
+        True,
+        meta.at,
+        meta.event_id,
+    )
+    return customer.id
+
+
+async def mark_customer_deleted(conn: Connection, meta: Meta, customer_id: str) -> None:
+    await conn.execute(MARK_CUSTOMER_DELETED, customer_id, meta.at)
+
+
+# -- orders -------------------------------------------------------------------------------
+
+ORDER_COLUMNS = (
+    "id", "source_id", "created_at", "updated_at", "status", "amount", "discount_amount",
+    "items_discount_amount", "total_discount_amount", "total_amount", "customer_id",
+    "referrer_id", "metadata", "is_stub", "last_event_at", "last_event_id",
+)  # fmt: skip
+UPSERT_ORDER = upsert("orders", ORDER_COLUMNS, when=f"t.is_stub OR {NEWER}")
+UPSERT_ORDER_STUB = upsert("orders", ORDER_COLUMNS, when=f"t.is_stub AND {NEWER}")
+DELETE_ORDER_ITEMS = "DELETE FROM order_items WHERE order_id = $1"
+INSERT_ORDER_ITEMS = """
+INSERT INTO order_items (order_id, position, id, source_id, product_id, sku_id, related_object,
+                         quantity, amount, discount_amount, subtotal_amount, price, metadata)
+SELECT $1, i.position, i.id, i.source_id, i.product_id, i.sku_id, i.related_object,
+       i.quantity, i.amount, i.discount_amount, i.subtotal_amount, i.price, i.metadata
+FROM unnest($2::integer[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+            $8::integer[], $9::bigint[], $10::bigint[], $11::bigint[], $12::numeric[],
+            $13::jsonb[])
+     AS i (position, id, source_id, product_id, sku_id, related_object,
+           quantity, amount, discount_amount, subtotal_amount, price, metadata)
+"""
+
+
+async def order(
+    conn: Connection, meta: Meta, order: Order | None, *, full: bool, customer_id: str | None
+) -> str | None:
+    """Record an order (its own family's full object, or a copy); returns its id."""
+    if order is None or not order.id:
+        return None
+    written = await conn.fetchval(
+        UPSERT_ORDER if full else UPSERT_ORDER_STUB,
+        order.id,
+        order.source_id,
+        parse_time(order.created_at),
+        parse_time(order.updated_at),
+        order.status,
+        order.amount,
+        order.discount_amount,
+        order.items_discount_amount,
+        order.total_discount_amount,
+        order.total_amount,
+        order.customer_id or customer_id,
+        order.referrer_id,
+        order.metadata,
+        not full,
+        meta.at,
+        meta.event_id,
+    )
+    if written:
+        # The items are those of the event the order row now holds.
+        items = order.items or []
+        await conn.execute(DELETE_ORDER_ITEMS, order.id)
+        if items:
+            await conn.execute(
+                INSERT_ORDER_ITEMS,
+                order.id,
+                list(range(len(items))),
+                [i.id for i in items],
+                [i.source_id for i in items],
+                [i.product_id for i in items],
+                [i.sku_id for i in items],
+                [i.related_object for i in items],
+                [i.quantity for i in items],
+                [i.amount for i in items],
+                [i.discount_amount for i in items],
+                [i.subtotal_amount for i in items],
+                [i.price for i in items],
+                [i.metadata for i in items],
+            )
+    return order.id
+
+
+# -- vouchers -----------------------------------------------------------------------------
+
+VOUCHER_COLUMNS = (
+    "id", "code", "voucher_type", "value", "discount_type", "campaign", "campaign_id",
+    "category", "start_date", "expiration_date", "gift_balance", "loyalty_balance",
+    "redemption_quantity", "redemption_count", "active", "qr_code", "bar_code", "metadata",
+    "is_referral_code", "created_at", "updated_at", "validity_timeframe_interval",
+    "validity_timeframe_duration", "validity_day_of_week", "discount_amount_limit",
+    "discount_unit_type", "discount_unit_effect", "additional_info", "customer_id",
+    "last_event_at", "last_event_id",
+)  # fmt: skip
+UPSERT_VOUCHER = upsert("vouchers", VOUCHER_COLUMNS)
+MARK_VOUCHER_DELETED = "UPDATE vouchers SET deleted_at = LEAST(deleted_at, $2) WHERE id = $1"
+
+
+def voucher_value(voucher: Voucher) -> float | None:
+    """Export `value`: discount off, gift amount left, or usable loyalty points."""
+    if voucher.type == "GIFT_VOUCHER" and voucher.gift is not None:
+        return voucher.gift.balance
+    if voucher.type == "LOYALTY_CARD" and voucher.loyalty_card is not None:
+        return voucher.loyalty_card.balance
+    discount = voucher.discount
+    if discount is None:
+        return None
+    for value in (discount.amount_off, discount.percent_off, discount.unit_off):
+        if value is not None:
+            return value
+    return None
+
+
+async def voucher(
+    conn: Connection, meta: Meta, voucher: Voucher | None, *, holder_id: str | None = None
+) -> str | None:
+    """Record a voucher as the event shows it, balances included; returns its id."""
+    if voucher is None or not voucher.id:
+        return None
+    discount = voucher.discount
+    assets = voucher.assets
+    counts = voucher.redemption
+    timeframe = voucher.validity_timeframe
+    await conn.execute(
+        UPSERT_VOUCHER,
+        voucher.id,
+        voucher.code,
+        voucher.type,
+        voucher_value(voucher),
+        discount.type if discount else None,
+        voucher.campaign,
+        voucher.campaign_id,
+        voucher.category,
+        parse_time(voucher.start_date),
+        parse_time(voucher.expiration_date),
+        whole(voucher.gift.balance) if voucher.gift else None,
+        voucher.loyalty_card.balance if voucher.loyalty_card else None,
+        counts.quantity if counts else None,
+        counts.redeemed_quantity if counts else None,
+        voucher.active,
+        assets.qr.url if assets and assets.qr else None,
+        assets.barcode.url if assets and assets.barcode else None,
+        voucher.metadata,
+        voucher.is_referral_code,
+        parse_time(voucher.created_at),
+        parse_time(voucher.updated_at),
+        timeframe.interval if timeframe else None,
+        timeframe.duration if timeframe else None,
+        voucher.validity_day_of_week,
+        whole(discount.amount_limit) if discount else None,
+        discount.unit_type if discount else None,
+        discount.effect if discount else None,
+        voucher.additional_info,
+        voucher.holder_id or holder_id,
+        meta.at,
+        meta.event_id,
+    )
+    return voucher.id
+
+
+async def mark_voucher_deleted(conn: Connection, meta: Meta, voucher_id: str) -> None:
+    await conn.execute(MARK_VOUCHER_DELETED, voucher_id, meta.at)
+
+
+# -- voucher transactions -----------------------------------------------------------------
+
+TRANSACTION_COLUMNS = (
+    "id", "type", "source_id", "reason", "source", "balance", "amount", "created_at",
+    "voucher_id", "campaign_id", "related_transaction_id", "details",
+    "last_event_at", "last_event_id",
+)  # fmt: skip
+UPSERT_TRANSACTION = upsert("voucher_transactions", TRANSACTION_COLUMNS)
+
+
+def balance_change(balance: VoucherBalance | int | None) -> tuple[int | None, int | None]:
+    """(amount moved, balance after) from a balance object; a bare int is the balance."""
+    if balance is None:
+        return None, None
+    if isinstance(balance, int):
+        return None, balance
+    moved = balance.amount if balance.amount is not None else balance.points
+    return moved, balance.balance
+
+
+async def transaction(conn: Connection, meta: Meta, tx: VoucherTransaction | None) -> None:
+    """Record a gift-credit or loyalty-points transaction, its details kept as sent."""
+    if tx is None or not tx.id:
+        return
+    moved, after = balance_change(tx.balance())
+    await conn.execute(
+        UPSERT_TRANSACTION,
+        tx.id,
+        tx.type,
+        tx.source_id,
+        tx.reason,
+        tx.source,
+        after,
+        moved,
+        parse_time(tx.created_at),
+        tx.voucher_id,
+        tx.campaign_id,
+        tx.related_transaction_id,
+        tx.details if bytes(tx.details) else None,
+        meta.at,
+        meta.event_id,
+    )
