@@ -1,4 +1,4 @@
-"""Command line: `python -m service {migrate,serve,sign}` (contract section 4)."""
+"""Command line: `python -m service {migrate,serve,replay,sign}` (contract section 4)."""
 
 from __future__ import annotations
 
@@ -56,6 +56,43 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
+    """Rebuild normalized tables from `events`, with a progress bar on a terminal."""
+    import asyncio  # noqa: PLC0415
+
+    from tqdm import tqdm  # noqa: PLC0415
+
+    from service import db, replay  # noqa: PLC0415
+
+    url = database_url(settings)
+
+    async def run() -> replay.Report:
+        conn = await db.connect(url)
+        try:
+            total = await replay.count(conn, quarantined_only=args.quarantined)
+            with tqdm(
+                total=total,
+                unit="event",
+                disable=not sys.stderr.isatty(),
+                desc="replay quarantined" if args.quarantined else "replay",
+            ) as bar:
+                return await replay.replay(
+                    conn, quarantined_only=args.quarantined, progress=bar.update
+                )
+        finally:
+            await conn.close()
+
+    report = asyncio.run(run())
+    print(
+        f"replayed {report.events} events in {report.seconds:.2f} s "
+        f"({report.rate:,.0f} events/s): {report.processed} processed, "
+        f"{report.quarantined} quarantined, {len(report.newly_processed)} recovered "
+        "from quarantine",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def cmd_sign(settings: Settings, args: argparse.Namespace) -> int:
     """Print the x-voucherify-signature for a file, as Voucherify would compute it."""
     if not settings.webhook_secrets:
@@ -80,6 +117,12 @@ def parser() -> argparse.ArgumentParser:
         "--grace", type=int, default=20, help="seconds to finish in-flight deliveries on SIGTERM"
     )
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("replay", help="rebuild the normalized tables from the stored events")
+    p.add_argument(
+        "--quarantined", action="store_true", help="only retry quarantined (and unknown) events"
+    )
+    p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser("sign", help="print the signature Voucherify would send for a body")
     p.add_argument("file", help="path to a JSON body")

@@ -12,7 +12,7 @@ from datetime import datetime
 
 import msgspec
 
-from service.events import DECODER, HEAD_DECODER, Activity
+from service.events import DECODER, HEAD_DECODER, Activity, decode_failure
 from service.events.times import parse_time
 from service.routing import UNKNOWN, family_of
 
@@ -73,7 +73,7 @@ def parse(body: bytes) -> Incoming:
         try:
             event = DECODER.decode(body)
         except msgspec.ValidationError as exc:
-            decode_error = f"data does not match {head.type}: {exc}"
+            decode_error = decode_failure(head.type, exc)
 
     return Incoming(
         event_id=event_id,

@@ -16,7 +16,7 @@ from datetime import datetime
 import msgspec
 
 from service.db import UNAVAILABLE, Connection, Pool
-from service.handlers import Meta
+from service.handlers import Meta, handler_failure
 from service.intake import Incoming
 from service.routing import UNKNOWN, normalize
 
@@ -69,7 +69,7 @@ async def write(pool: Pool, incoming: Incoming) -> Written:
         except UNAVAILABLE:
             raise
         except Exception as exc:  # noqa: BLE001 - any handler failure quarantines the event
-            error = f"{incoming.family} handler: {type(exc).__name__}: {exc}"
+            error = handler_failure(incoming.family, exc)
             async with conn.transaction():
                 inserted = await _insert(conn, incoming, error)
             if inserted is None:

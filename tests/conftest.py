@@ -110,6 +110,13 @@ async def conn(database_url: str) -> AsyncIterator[db.Connection]:
         await connection.close()
 
 
+async def fetch_one(conn: db.Connection, query: str, *args: Any) -> dict[str, Any]:
+    """The one row `query` must return, as a dict."""
+    row = await conn.fetchrow(query, *args)
+    assert row is not None, f"no row for: {query}"
+    return dict(row)
+
+
 def settings(**overrides: Any) -> Settings:
     values: dict[str, Any] = {"webhook_secrets": (SECRET,), "write_timeout_seconds": 5.0}
     values.update(overrides)

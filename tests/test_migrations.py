@@ -31,6 +31,23 @@ def test_upgrade_downgrade_and_upgrade_again(create_database: Callable[[], str])
     assert "events" in asyncio.run(tables(url))
 
 
+def test_every_table_and_view_an_analyst_sees_is_commented(database_url: str) -> None:
+    async def uncommented() -> list[str]:
+        conn = await asyncpg.connect(database_url)
+        try:
+            rows = await conn.fetch("""
+                SELECT c.relname FROM pg_class c
+                JOIN pg_namespace n ON n.oid = c.relnamespace
+                WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'v')
+                  AND c.relname <> 'alembic_version' AND obj_description(c.oid) IS NULL
+            """)
+            return [row["relname"] for row in rows]
+        finally:
+            await conn.close()
+
+    assert asyncio.run(uncommented()) == []
+
+
 def test_every_column_an_analyst_sees_is_commented(database_url: str) -> None:
     async def uncommented() -> list[str]:
         conn = await asyncpg.connect(database_url)
@@ -40,7 +57,7 @@ def test_every_column_an_analyst_sees_is_commented(database_url: str) -> None:
                 FROM pg_attribute a
                 JOIN pg_class c ON c.oid = a.attrelid
                 JOIN pg_namespace n ON n.oid = c.relnamespace
-                WHERE n.nspname = current_schema() AND c.relkind = 'r'
+                WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'v')
                   AND c.relname <> 'alembic_version'
                   AND a.attnum > 0 AND NOT a.attisdropped
                   AND col_description(c.oid, a.attnum) IS NULL

@@ -29,7 +29,15 @@ from service.events import (
 )
 from service.events._base import Activity, EnvelopeEvent, EventData
 
-__all__ = ["DECODER", "EVENT_TYPES", "HEAD_DECODER", "Activity", "EventData", "Head"]
+__all__ = [
+    "DECODER",
+    "EVENT_TYPES",
+    "HEAD_DECODER",
+    "Activity",
+    "EventData",
+    "Head",
+    "decode_failure",
+]
 
 EVENT_TYPES: tuple[type[Activity], ...] = (
     *customers.EVENTS,
@@ -50,6 +58,11 @@ EVENT_TYPES: tuple[type[Activity], ...] = (
 _EventUnion: Any = Union[EVENT_TYPES]  # noqa: UP007 - a runtime-built union needs Union[...]
 
 DECODER: msgspec.json.Decoder[Activity] = msgspec.json.Decoder(_EventUnion)
+
+
+def decode_failure(event_type: str, exc: msgspec.ValidationError) -> str:
+    """The `events.error` of a known type whose data does not decode; names the path."""
+    return f"data does not match {event_type}: {exc}"
 
 
 class Head(msgspec.Struct, kw_only=True):

@@ -34,3 +34,8 @@ def require(value: T | None, path: str) -> T:
     if value is None or value == "":
         raise NormalizeError(f"{path} is missing")
     return value
+
+
+def handler_failure(family: str, exc: BaseException) -> str:
+    """The `events.error` of an event its handler could not normalize."""
+    return f"{family} handler: {type(exc).__name__}: {exc}"

@@ -68,7 +68,7 @@ async def _write(
     await conn.execute(
         UPSERT_REDEMPTION,
         r.id,
-        r.object or object_,
+        object_,
         parse_time(r.date or r.created_at) or meta.at,
         voucher.code if voucher else None,
         voucher.id if voucher else None,

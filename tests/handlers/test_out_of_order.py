@@ -1,0 +1,143 @@
+"""Current-state rows follow the newest event, whatever order the events arrive in."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from service import db
+from tests.conftest import WEBHOOK, compact_json, fetch_one, load_fixture, signed
+
+
+def event(event_type: str, n: int, at: str, **data: Any) -> dict[str, Any]:
+    activity = load_fixture(event_type)
+    activity.update(id=f"evcus_ooo_{n}", created_at=at)
+    for key, values in data.items():
+        activity["data"][key].update(values)
+    return activity
+
+
+async def send(client: httpx.AsyncClient, *activities: dict[str, Any]) -> None:
+    for activity in activities:
+        body = compact_json(activity)
+        response = await client.post(WEBHOOK, content=body, headers=signed(body))
+        assert response.status_code == 202, response.text
+
+
+async def test_a_stale_update_after_deletion_does_not_bring_the_customer_back(
+    client: httpx.AsyncClient, conn: db.Connection
+) -> None:
+    customer = {"id": "cust_gone"}
+    created = event("customer.created", 1, "2024-01-01T10:00:00Z", customer=customer)
+    deleted = event("customer.deleted", 2, "2024-01-03T10:00:00Z", customer=customer)
+    stale = event("customer.updated", 3, "2024-01-02T10:00:00Z",
+                  customer=customer | {"name": "Stale name"})  # fmt: skip
+
+    await send(client, created, deleted, stale)
+
+    row = await fetch_one(conn, "SELECT * FROM customers WHERE id = 'cust_gone'")
+    assert row["deleted_at"] == datetime(2024, 1, 3, 10, tzinfo=UTC)
+    assert row["last_event_id"] == "evcus_ooo_2"
+    assert row["name"] != "Stale name"
+
+
+async def test_an_older_order_event_arriving_late_does_not_roll_the_order_back(
+    client: httpx.AsyncClient, conn: db.Connection
+) -> None:
+    order = {"id": "ord_late"}
+    paid = event("customer.order.paid", 1, "2024-01-02T10:00:00Z",
+                 order=order | {"status": "PAID", "amount": 900})  # fmt: skip
+    created = event("customer.order.created", 2, "2024-01-01T10:00:00Z",
+                    order=order | {"status": "CREATED", "amount": 1000})  # fmt: skip
+
+    await send(client, paid, created)
+
+    row = await fetch_one(conn, "SELECT status, amount, last_event_id FROM orders")
+    assert dict(row) == {"status": "PAID", "amount": 900, "last_event_id": "evcus_ooo_1"}
+
+
+async def test_a_customer_copy_embedded_in_a_newer_event_never_overwrites_the_full_profile(
+    client: httpx.AsyncClient, conn: db.Connection
+) -> None:
+    """Stubs fill gaps only: the full customer.updated wins over a newer embedded copy,
+    in either arrival order, and is kept when the stub came first."""
+    customer = {"id": "cust_full"}
+    full = event("customer.updated", 1, "2024-01-01T10:00:00Z",
+                 customer=customer | {"name": "Full Name", "phone": "+1 555"})  # fmt: skip
+    copy = event("customer.order.paid", 2, "2024-01-05T10:00:00Z",
+                 customer=customer | {"name": "Copy Name"})  # fmt: skip
+
+    await send(client, copy)
+    stub = await fetch_one(conn, "SELECT name, is_stub FROM customers WHERE id = 'cust_full'")
+    await send(client, full)
+    row = await fetch_one(conn, "SELECT name, phone, is_stub FROM customers WHERE id = 'cust_full'")
+
+    assert dict(stub) == {"name": "Copy Name", "is_stub": True}
+    assert dict(row) == {"name": "Full Name", "phone": "+1 555", "is_stub": False}
+
+
+async def test_segment_membership_is_right_whichever_of_enter_and_leave_arrives_first(
+    client: httpx.AsyncClient, conn: db.Connection
+) -> None:
+    segment = {"id": "seg_vip", "name": "VIP"}
+    customer = {"id": "cust_seg"}
+    entered = event("customer.segment.entered", 1, "2024-01-01T10:00:00Z",
+                    segment=segment, customer=customer)  # fmt: skip
+    left = event("customer.segment.left", 2, "2024-01-02T10:00:00Z",
+                 segment=segment, customer=customer)  # fmt: skip
+
+    await send(client, left, entered)
+
+    row = await fetch_one(conn, "SELECT * FROM segment_memberships")
+    assert row["segment_name"] == "VIP"
+    assert row["entered_at"] == datetime(2024, 1, 1, 10, tzinfo=UTC)
+    assert row["left_at"] == datetime(2024, 1, 2, 10, tzinfo=UTC)
+    assert row["last_event_id"] == "evcus_ooo_2"
+
+
+async def test_a_rollback_writes_its_own_row_pointing_at_its_parent(
+    client: httpx.AsyncClient, conn: db.Connection
+) -> None:
+    rollback = event(
+        "customer.redemption.rollback.succeeded",
+        1,
+        "2024-01-02T10:00:00Z",
+        redemption={"id": "r_parent", "status": "ROLLED_BACK"},
+        redemption_rollback={"id": "rr_child", "object": "redemption_rollback",
+                             "redemption": "r_parent", "status": "SUCCEEDED"},
+    )  # fmt: skip
+    await send(client, rollback)
+
+    rows = await conn.fetch(
+        "SELECT id, object, status, parent_redemption_id FROM redemptions ORDER BY id"
+    )
+    assert [dict(r) for r in rows] == [
+        {"id": "r_parent", "object": "redemption", "status": "ROLLED_BACK",
+         "parent_redemption_id": None},
+        {"id": "rr_child", "object": "redemption_rollback", "status": "SUCCEEDED",
+         "parent_redemption_id": "r_parent"},
+    ]  # fmt: skip
+
+
+async def test_history_rows_append_once_per_event(
+    client: httpx.AsyncClient, conn: db.Connection
+) -> None:
+    """Tier changes and distributions get one row per event; retries add nothing."""
+    upgraded = event("customer.loyalty.tier.upgraded", 1, "2024-01-01T10:00:00Z")
+    sms = event("customer.sms.failed", 2, "2024-01-01T11:00:00Z")
+    await send(client, upgraded, sms)
+    for activity in (upgraded, sms):
+        body = compact_json(activity)
+        await client.post(WEBHOOK, content=body, headers=signed(body))
+
+    tier = await fetch_one(conn, "SELECT * FROM loyalty_tier_changes")
+    assert tier["change"] == "upgraded"
+    assert tier["tier_from_id"] == upgraded["data"]["loyalty_tier_from"]["id"]
+    assert tier["tier_to_id"] == upgraded["data"]["loyalty_tier_to"]["id"]
+    assert tier["customer_id"] == upgraded["data"]["customer"]["id"]
+    distribution = await fetch_one(conn, "SELECT * FROM distributions")
+    assert (distribution["channel"], distribution["status"]) == ("sms", "failed")
+    assert await conn.fetchval("SELECT count(*) FROM loyalty_tier_changes") == 1
+    assert await conn.fetchval("SELECT count(*) FROM distributions") == 1
