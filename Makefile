@@ -10,7 +10,7 @@ export VOUCHERIFY_WEBHOOK_SECRET ?= local-dev-secret
 SAMPLE := tests/fixtures/events/customer.order.paid.json
 
 .DEFAULT_GOAL := help
-.PHONY: help install run serve migrate test lint fixtures clean
+.PHONY: help install run migrate replay docs test lint fixtures clean
 
 help: ## show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -33,6 +33,13 @@ run: $(STAMP) ## migrate and serve on 127.0.0.1:8000 (DATABASE_URL, or embedded 
 
 migrate: $(STAMP) ## upgrade the database schema to the latest migration
 	$(PY) -m service migrate
+
+replay: $(STAMP) ## rebuild every normalized table from the stored events
+	$(PY) -m service replay
+
+docs: $(STAMP) ## regenerate docs/schema.md from a migrated database's comments
+	$(PY) -m service migrate
+	$(PY) -m service schema-doc > docs/schema.md
 
 test: $(STAMP) ## run every test (DATABASE_URL, or embedded Postgres)
 	$(PY) -m pytest $(PYTEST_ARGS)

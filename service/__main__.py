@@ -1,4 +1,4 @@
-"""Command line: `python -m service {migrate,serve,replay,sign}` (contract section 4)."""
+"""Command line: `python -m service {migrate,serve,replay,schema-doc,sign}` (contract section 4)."""
 
 from __future__ import annotations
 
@@ -93,6 +93,25 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_schema_doc(settings: Settings, args: argparse.Namespace) -> int:
+    """Print docs/schema.md as the migrated database's comments describe it."""
+    import asyncio  # noqa: PLC0415
+
+    from service import db, schema_doc  # noqa: PLC0415
+
+    url = database_url(settings)
+
+    async def run() -> str:
+        conn = await db.connect(url)
+        try:
+            return await schema_doc.render(conn)
+        finally:
+            await conn.close()
+
+    sys.stdout.write(asyncio.run(run()))
+    return 0
+
+
 def cmd_sign(settings: Settings, args: argparse.Namespace) -> int:
     """Print the x-voucherify-signature for a file, as Voucherify would compute it."""
     if not settings.webhook_secrets:
@@ -123,6 +142,9 @@ def parser() -> argparse.ArgumentParser:
         "--quarantined", action="store_true", help="only retry quarantined (and unknown) events"
     )
     p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("schema-doc", help="print docs/schema.md from the database's comments")
+    p.set_defaults(func=cmd_schema_doc)
 
     p = sub.add_parser("sign", help="print the signature Voucherify would send for a body")
     p.add_argument("file", help="path to a JSON body")

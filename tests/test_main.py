@@ -164,3 +164,20 @@ def test_sign_prints_the_signature_voucherify_would_send(tmp_path: Path) -> None
         check=True,
     )
     assert result.stdout.strip() == signing.sign("abc", body.read_bytes())
+
+
+def test_replay_prints_its_rate_and_counts(database_url: str) -> None:
+    """The command finishes with one line saying how many events, how fast, what became of
+    them (the progress bar itself only shows on a terminal)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "service", "replay", "--quarantined"],
+        cwd=ROOT,
+        env=cli_env(DATABASE_URL=database_url),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "events/s" in result.stderr
+    assert "quarantined" in result.stderr
