@@ -71,6 +71,20 @@ def _admin(server_url: str, sql: str) -> None:
         pool.submit(asyncio.run, _admin_async(server_url, sql)).result()
 
 
+def schema_revision(url: str) -> str | None:
+    """The alembic revision of the database at `url` (from sync test code)."""
+
+    async def read() -> str | None:
+        conn = await db.connect(url)
+        try:
+            return await db.schema_revision(conn)
+        finally:
+            await conn.close()
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, read()).result()
+
+
 @pytest.fixture(scope="session")
 def create_database(server_url: str) -> Iterator[Callable[[], str]]:
     """Make fresh, empty databases on the test server; all are dropped at the end."""

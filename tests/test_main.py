@@ -12,11 +12,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import asyncpg
 import httpx
 
 from service import migrate, signing
-from tests.conftest import WEBHOOK, compact_json, load_fixture
+from tests.conftest import WEBHOOK, compact_json, load_fixture, schema_revision
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -25,6 +24,19 @@ def cli_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("VOUCHERIFY_WEBHOOK_SECRET",)}
     env.update(extra)
     return env
+
+
+def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`python -m service ARGS` to completion, output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "service", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def free_port() -> int:
@@ -63,15 +75,7 @@ def _healthy(base: str) -> bool:
 
 
 def test_serve_refuses_to_start_without_a_webhook_secret(database_url: str) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "service", "serve"],
-        cwd=ROOT,
-        env=cli_env(DATABASE_URL=database_url),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    result = run_cli("serve", env=cli_env(DATABASE_URL=database_url))
     assert result.returncode == 2
     assert "VOUCHERIFY_WEBHOOK_SECRET is not set" in result.stderr
     assert "ALLOW_UNSIGNED_WEBHOOKS" in result.stderr
@@ -127,57 +131,22 @@ def test_unsigned_delivery_works_only_when_explicitly_allowed(database_url: str)
 
 def test_migrate_brings_an_empty_database_to_head(create_database: Callable[[], str]) -> None:
     url = create_database()
-    result = subprocess.run(
-        [sys.executable, "-m", "service", "migrate"],
-        cwd=ROOT,
-        env=cli_env(DATABASE_URL=url),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_cli("migrate", env=cli_env(DATABASE_URL=url))
     assert result.returncode == 0, result.stderr
-
-    async def revision() -> str | None:
-        conn = await asyncpg.connect(url)
-        try:
-            value: str | None = await conn.fetchval("SELECT version_num FROM alembic_version")
-            return value
-        finally:
-            await conn.close()
-
-    import asyncio  # noqa: PLC0415
-
-    assert asyncio.run(revision()) == migrate.head_revision()
+    assert schema_revision(url) == migrate.head_revision()
 
 
 def test_sign_prints_the_signature_voucherify_would_send(tmp_path: Path) -> None:
     body = tmp_path / "event.json"
     body.write_text('{\n  "id": "evcus_1",\n  "type": "customer.created"\n}\n')
-    result = subprocess.run(
-        [sys.executable, "-m", "service", "sign", str(body)],
-        cwd=ROOT,
-        env=cli_env(VOUCHERIFY_WEBHOOK_SECRET="abc"),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
+    result = run_cli("sign", str(body), env=cli_env(VOUCHERIFY_WEBHOOK_SECRET="abc"))
     assert result.stdout.strip() == signing.sign("abc", body.read_bytes())
 
 
 def test_replay_prints_its_rate_and_counts(database_url: str) -> None:
     """The command finishes with one line saying how many events, how fast, what became of
     them (the progress bar itself only shows on a terminal)."""
-    result = subprocess.run(
-        [sys.executable, "-m", "service", "replay", "--quarantined"],
-        cwd=ROOT,
-        env=cli_env(DATABASE_URL=database_url),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_cli("replay", "--quarantined", env=cli_env(DATABASE_URL=database_url))
     assert result.returncode == 0, result.stderr
     assert "events/s" in result.stderr
     assert "quarantined" in result.stderr
