@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -19,6 +20,8 @@ from starlette.routing import Route
 
 from service import db, signing
 from service.config import Settings
+from service.exports import api as exports_api
+from service.exports.jobs import ExportRunner
 from service.intake import Rejected, parse
 from service.metrics import CONTENT_TYPE_LATEST, Metrics
 from service.migrate import head_revision
@@ -40,6 +43,7 @@ class State:
     metrics: Metrics
     schema_head: str
     pool: db.Pool | None = None
+    exports: ExportRunner | None = None
 
 
 def json_response(status: int, body: dict[str, Any], headers: dict[str, str]) -> Response:
@@ -181,6 +185,7 @@ routes = [
     Route("/healthz", healthz, methods=["GET"]),
     Route("/readyz", readyz, methods=["GET"]),
     Route("/metrics", metrics, methods=["GET"]),
+    *exports_api.routes,
 ]
 
 _LEVELS = {"info": 20, "warning": 30, "error": 40}
@@ -198,9 +203,17 @@ def create_app(settings: Settings, database_url: str) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         state.pool = await db.create_pool(database_url, max_size=settings.db_pool_size)
+        worker = None
+        if settings.export_worker:
+            state.exports = ExportRunner(state.pool)
+            worker = asyncio.create_task(state.exports.run_forever(), name="export-runner")
         try:
             yield
         finally:
+            if worker is not None:
+                worker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker
             pool, state.pool = state.pool, None
             await pool.close()
 

@@ -28,6 +28,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     retry_after_seconds: int = 5
     db_pool_size: int = 10
     data_dir: Path = Path(".data")
+    export_token_ttl_seconds: int = 24 * 3600
+    # Background export jobs in this process; off for processes that only receive webhooks.
+    export_worker: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -47,6 +50,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 retry_after_seconds=int(env.get("RETRY_AFTER_SECONDS", "5")),
                 db_pool_size=int(env.get("DB_POOL_SIZE", "10")),
                 data_dir=Path(env.get("DATA_DIR", ".data")),
+                export_token_ttl_seconds=int(env.get("EXPORT_TOKEN_TTL_SECONDS", str(24 * 3600))),
+                export_worker=not _flag(env.get("DISABLE_EXPORT_WORKER", "")),
             )
         except ValueError as exc:
             raise ConfigError(f"invalid setting: {exc}") from exc
@@ -73,6 +78,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "max_body_bytes": self.max_body_bytes,
             "write_timeout_seconds": self.write_timeout_seconds,
             "db_pool_size": self.db_pool_size,
+            "export_token_ttl_seconds": self.export_token_ttl_seconds,
+            "export_worker": self.export_worker,
         }
 
 

@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import secrets
+import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack
@@ -29,6 +30,13 @@ from service.config import Settings
 FIXTURES = Path(__file__).parent / "fixtures" / "events"
 SECRET = "test-webhook-secret"
 WEBHOOK = "/webhooks/voucherify"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def fixture_types() -> list[str]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,7 +14,7 @@ from pathlib import Path
 import httpx
 
 from service import migrate, signing
-from tests.conftest import WEBHOOK, compact_json, load_fixture, schema_revision
+from tests.conftest import WEBHOOK, compact_json, free_port, load_fixture, schema_revision
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,13 +36,6 @@ def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]
         timeout=120,
         check=False,
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @contextmanager

@@ -1,0 +1,1 @@
+"""Voucherify-compatible exports: the catalog of objects, the query, the jobs, the API."""

@@ -1,0 +1,218 @@
+"""The Voucherify-compatible exports API: /v1/exports (contract section 3).
+
+Request and response bodies follow Voucherify's exports.json, so Voucherify's SDKs work
+against this service by changing only their host.
+"""
+
+from __future__ import annotations
+
+import hmac
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from service import auth
+from service.db import UNAVAILABLE, Pool
+from service.exports import jobs
+from service.exports.query import InvalidExport
+
+_json = msgspec.json.Encoder()
+
+
+def _state(request: Request) -> Any:
+    return request.app.state.service
+
+
+def _error(
+    status: int, key: str, message: str, details: str | None = None, **extra: Any
+) -> Response:
+    body = {"code": status, "key": key, "message": message, **extra}
+    if details:
+        body["details"] = details
+    return Response(_json.encode(body), status, media_type="application/json")
+
+
+def _json_response(body: Any, status: int = 200) -> Response:
+    return Response(_json.encode(body), status, media_type="application/json")
+
+
+def _not_found(export_id: str) -> Response:
+    return _error(404, "not_found", "Resource not found",
+                  f"Cannot find export with id {export_id}",
+                  resource_id=export_id, resource_type="export")  # fmt: skip
+
+
+def _unauthorized() -> Response:
+    return _error(401, "unauthorized", "Unauthorized")
+
+
+def _time(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def export_body(row: asyncpg.Record, base_url: str) -> dict[str, Any]:
+    """An export object as Voucherify returns it; result.url once the file is ready."""
+    result = None
+    if row["status"] == "DONE":
+        result = {"url": f"{base_url}/v1/exports/{row['id']}?token={row['token']}"}
+    return {
+        "id": row["id"],
+        "object": "export",
+        "created_at": _time(row["created_at"]),
+        "status": row["status"],
+        "channel": row["channel"],
+        "exported_object": row["exported_object"],
+        "parameters": row["parameters"],
+        "result": result,
+        "user_id": None,
+    }
+
+
+def _base_url(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+def _app_id(request: Request) -> str | None:
+    return auth.authenticate(_state(request).settings.api_keys, request.headers)
+
+
+def _pool(request: Request) -> Pool:
+    pool: Pool | None = _state(request).pool
+    if pool is None:
+        raise ConnectionError("no database pool")
+    return pool
+
+
+def _ttl(request: Request) -> timedelta:
+    return timedelta(seconds=_state(request).settings.export_token_ttl_seconds)
+
+
+async def create_export(request: Request) -> Response:
+    """POST /v1/exports: validate and schedule; 200 with status SCHEDULED."""
+    app_id = _app_id(request)
+    if app_id is None:
+        return _unauthorized()
+    try:
+        body = msgspec.json.decode(await request.body())
+    except msgspec.DecodeError as exc:
+        return _error(400, "invalid_payload", "Invalid payload", f"Body is not JSON: {exc}")
+    if not isinstance(body, dict):
+        return _error(400, "invalid_payload", "Invalid payload", "Body should be an object")
+    try:
+        async with _pool(request).acquire() as conn:
+            row = await jobs.create(
+                conn, body.get("exported_object"), body.get("parameters") or {},
+                channel="API", app_id=app_id, token_ttl=_ttl(request),
+            )  # fmt: skip
+    except InvalidExport as exc:
+        return _error(400, exc.key, exc.message, exc.details)
+    except UNAVAILABLE:
+        return _unavailable()
+    runner = _state(request).exports
+    if runner is not None:
+        runner.wake()
+    return _json_response(export_body(row, _base_url(request)))
+
+
+async def list_exports(request: Request) -> Response:
+    """GET /v1/exports?limit=&page=&order=."""
+    if _app_id(request) is None:
+        return _unauthorized()
+    query = request.query_params
+    try:
+        limit = int(query.get("limit", "10"))
+        page = int(query.get("page", "1"))
+    except ValueError:
+        return _error(400, "invalid_payload", "Invalid payload", "limit and page are integers")
+    order = query.get("order", "-created_at")
+    if not 1 <= limit <= 100 or page < 1 or order not in jobs.LIST_ORDERS:
+        allowed = ", ".join(jobs.LIST_ORDERS)
+        details = f"limit is 1..100, page is 1 or more, order is one of {allowed}"
+        return _error(400, "invalid_payload", "Invalid payload", details)
+    sql = jobs.LIST_EXPORTS.format(order=jobs.LIST_ORDERS[order])
+    try:
+        async with _pool(request).acquire() as conn:
+            rows = await conn.fetch(sql, limit, (page - 1) * limit)
+            total = (
+                rows[0]["total"] if rows else await conn.fetchval("SELECT count(*) FROM exports")
+            )
+    except UNAVAILABLE:
+        return _unavailable()
+    base = _base_url(request)
+    return _json_response({
+        "object": "list",
+        "data_ref": "exports",
+        "exports": [export_body(r, base) for r in rows],
+        "total": total,
+    })  # fmt: skip
+
+
+async def get_export(request: Request) -> Response:
+    """GET /v1/exports/{id}: the export; with ?token= the CSV file itself."""
+    export_id = request.path_params["export_id"]
+    token = request.query_params.get("token")
+    if token is None and _app_id(request) is None:
+        return _unauthorized()
+    try:
+        async with _pool(request).acquire() as conn:
+            row = await conn.fetchrow(jobs.SELECT_EXPORT, export_id)
+            if row is not None and token is None and row["token_expires_at"] <= datetime.now(UTC):
+                # The link in result.url always works for a full TTL from when it is read.
+                row = await conn.fetchrow(jobs.RENEW_TOKEN, export_id, jobs.new_token(),
+                                          _ttl(request)) or row  # fmt: skip
+    except UNAVAILABLE:
+        return _unavailable()
+    if row is None:
+        return _not_found(export_id) if token is None else _unauthorized()
+    if token is None:
+        return _json_response(export_body(row, _base_url(request)))
+    return _download(request, row, token)
+
+
+def _download(request: Request, row: asyncpg.Record, token: str) -> Response:
+    valid = hmac.compare_digest(row["token"].encode(), token.encode())
+    if not valid or row["token_expires_at"] <= datetime.now(UTC):
+        return _unauthorized()
+    if row["status"] != "DONE":
+        return _error(409, "export_not_ready", "Export not ready",
+                      f"Export {row['id']} is {row['status']}")  # fmt: skip
+    filename = f"{row['exported_object']}_{row['id']}.csv"
+    return StreamingResponse(
+        jobs.chunks(_pool(request), row["id"]),
+        media_type="text/plain; charset=utf-8",
+        headers={"content-disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+async def delete_export(request: Request) -> Response:
+    """DELETE /v1/exports/{id}: the job and its file; 204."""
+    if _app_id(request) is None:
+        return _unauthorized()
+    export_id = request.path_params["export_id"]
+    try:
+        async with _pool(request).acquire() as conn:
+            deleted = await conn.fetchval(jobs.DELETE_EXPORT, export_id)
+    except UNAVAILABLE:
+        return _unavailable()
+    if deleted is None:
+        return _not_found(export_id)
+    return Response(status_code=204)
+
+
+def _unavailable() -> Response:
+    response = _error(503, "service_unavailable", "Service unavailable", "Retry later")
+    response.headers["retry-after"] = "5"
+    return response
+
+
+routes = [
+    Route("/v1/exports", create_export, methods=["POST"]),
+    Route("/v1/exports", list_exports, methods=["GET"]),
+    Route("/v1/exports/{export_id}", get_export, methods=["GET"]),
+    Route("/v1/exports/{export_id}", delete_export, methods=["DELETE"]),
+]
