@@ -1,4 +1,4 @@
-"""Command line: `python -m service {migrate,serve,replay,schema-doc,sign}` (contract section 4)."""
+"""Command line: `python -m service <command>`; `--help` lists them (contract section 4)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import structlog
 
 from service import embedded, log, migrate, signing
 from service.config import ConfigError, Settings
+from service.exports.catalog import OBJECTS
 
 
 def database_url(settings: Settings) -> str:
@@ -112,6 +113,105 @@ def cmd_schema_doc(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
+    """Write an export's CSV to stdout or a file, exactly as the API would produce it."""
+    import asyncio  # noqa: PLC0415
+
+    from service import db  # noqa: PLC0415
+    from service.exports.jobs import stream_csv  # noqa: PLC0415
+    from service.exports.query import InvalidExport, validate  # noqa: PLC0415
+
+    parameters: dict[str, object] = {}
+    if args.fields:
+        parameters["fields"] = [f.strip() for f in args.fields.split(",") if f.strip()]
+    if args.order:
+        parameters["order"] = args.order
+    if args.filter:
+        try:
+            parameters["filters"] = _filters(args.filter, args.junction)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    try:
+        export = validate(args.object, parameters)
+    except InvalidExport as exc:
+        print(f"error: {exc.key}: {exc.details}", file=sys.stderr)
+        return 2
+    url = database_url(settings)
+    out = open(args.output, "wb") if args.output else sys.stdout.buffer  # noqa: SIM115
+
+    async def run() -> int:
+        conn = await db.connect(url)
+        try:
+
+            async def sink(data: bytes) -> None:
+                out.write(data)
+
+            return await stream_csv(conn, export, sink)
+        finally:
+            await conn.close()
+
+    try:
+        rows = asyncio.run(run())
+    finally:
+        if args.output:
+            out.close()
+    print(f"exported {rows} {args.object} rows", file=sys.stderr)
+    return 0
+
+
+def _filters(specs: list[str], junction: str) -> dict[str, object]:
+    """--filter as JSON (exports.json's `filters`), or FIELD:OPERATOR:V1,V2 (one per flag)."""
+    import json  # noqa: PLC0415
+
+    filters: dict[str, object] = {"junction": junction}
+    for spec in specs:
+        if spec.lstrip().startswith("{"):
+            filters.update(json.loads(spec))
+            continue
+        key, sep, rest = spec.partition(":")
+        operator, sep2, values = rest.partition(":")
+        if not sep or not key or not operator:
+            raise ValueError(f"--filter {spec!r}: use FIELD:OPERATOR:VALUE[,VALUE] or JSON")
+        operator = operator if operator.startswith("$") else f"${operator}"
+        condition = filters.setdefault(key, {"conditions": {}})
+        assert isinstance(condition, dict)
+        condition["conditions"][operator] = values.split(",") if sep2 and values else []
+    return filters
+
+
+def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
+    """Load a Voucherify export CSV into the tables, never over newer webhook data."""
+    import asyncio  # noqa: PLC0415
+
+    from tqdm import tqdm  # noqa: PLC0415
+
+    from service import db  # noqa: PLC0415
+    from service.exports.importer import ImportError_, load  # noqa: PLC0415
+
+    path = Path(args.file)
+    url = database_url(settings)
+    with path.open("rb") as handle:
+        total = max(sum(1 for _ in handle) - 1, 0)
+
+    async def run() -> tuple[int, list[str]]:
+        conn = await db.connect(url)
+        try:
+            with tqdm(total=total, unit="row", disable=not sys.stderr.isatty()) as bar:
+                return await load(conn, args.object, path, progress=bar.update)
+        finally:
+            await conn.close()
+
+    try:
+        rows, skipped = asyncio.run(run())
+    except ImportError_ as exc:
+        print(f"error: {path.name}: {exc}", file=sys.stderr)
+        return 1
+    note = f" (export-only columns not loaded: {', '.join(skipped)})" if skipped else ""
+    print(f"imported {rows} {args.object} rows from {path.name}{note}", file=sys.stderr)
+    return 0
+
+
 def cmd_sign(settings: Settings, args: argparse.Namespace) -> int:
     """Print the x-voucherify-signature for a file, as Voucherify would compute it."""
     if not settings.webhook_secrets:
@@ -142,6 +242,25 @@ def parser() -> argparse.ArgumentParser:
         "--quarantined", action="store_true", help="only retry quarantined (and unknown) events"
     )
     p.set_defaults(func=cmd_replay)
+
+    objects = list(OBJECTS)
+    p = sub.add_parser("export", help="write a Voucherify-style CSV export to stdout or a file")
+    p.add_argument("object", choices=objects)
+    p.add_argument("--fields", help="comma-separated fields (default: Voucherify's defaults)")
+    p.add_argument(
+        "--filter",
+        action="append",
+        help="FIELD:OPERATOR:VALUE[,VALUE] (e.g. status:in:PAID,FULFILLED) or filters JSON",
+    )
+    p.add_argument("--junction", choices=["and", "or"], default="and")
+    p.add_argument("--order", help="e.g. -created_at")
+    p.add_argument("-o", "--output", help="file to write (default: stdout)")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("import", help="load a Voucherify export CSV into the tables")
+    p.add_argument("object", choices=objects)
+    p.add_argument("file", help="the CSV file")
+    p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("schema-doc", help="print docs/schema.md from the database's comments")
     p.set_defaults(func=cmd_schema_doc)

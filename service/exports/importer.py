@@ -1,0 +1,202 @@
+"""Load a Voucherify export CSV into the analyst tables (`python -m service import`).
+
+Lets a team load history from before the webhook was connected. Each row is written with
+the same newer-wins rule as webhook events: its own time (updated_at, created_at, date,
+expires_at; else the beginning of time) and `last_event_id = 'import:<file>:<line>'`, so an
+import never overwrites newer webhook data and shows where a row came from. The whole file
+loads in one transaction: a malformed row stops it with an error naming its line.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from service.db import Connection
+from service.events.times import parse_date, parse_time
+from service.exports.catalog import OBJECTS, Column, ExportObject, Kind
+from service.exports.query import field_name
+from service.handlers._sql import NEWER
+
+BATCH = 1000
+BEGINNING = datetime(1970, 1, 1, tzinfo=UTC)
+
+# Where each object's rows go, and the columns that time a row (first present wins).
+TABLES = {
+    "order": "orders",
+    "voucher": "vouchers",
+    "publication": "publications",
+    "redemption": "redemptions",
+    "customer": "customers",
+    "points_expiration": "points_expirations",
+    "voucher_transactions": "voucher_transactions",
+}
+TIME_FIELDS = ("updated_at", "created_at", "date", "expires_at")
+# Tables whose rows say whether they are embedded copies; an import is a full object.
+STUB_TABLES = {"customers", "orders"}
+
+
+class ImportError_(Exception):  # noqa: N801, N818 - ImportError is a builtin
+    """A row that cannot be loaded; the message names the line and the column."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How the CSV's columns map onto the table."""
+
+    obj: ExportObject
+    table: str
+    columns: list[tuple[int, str, Column]]  # (CSV index, table column, catalog column)
+    metadata: list[tuple[int, str]]  # (CSV index, metadata key)
+    skipped: list[str]  # headers that are export-only (computed, joined)
+
+
+def plan(exported_object: str, headers: list[str]) -> Plan:
+    if exported_object not in OBJECTS:
+        raise ImportError_(f"unknown object {exported_object!r}; one of {', '.join(OBJECTS)}")
+    obj = OBJECTS[exported_object]
+    columns: list[tuple[int, str, Column]] = []
+    metadata: list[tuple[int, str]] = []
+    skipped: list[str] = []
+    for index, text in enumerate(headers):
+        name = field_name(text)
+        if name.startswith("metadata.") and obj.metadata is not None:
+            metadata.append((index, name[9:]))
+        elif name in obj.fields:
+            column = obj.fields[name]
+            if column.sql.startswith("x.") and name != "metadata":
+                columns.append((index, column.sql[2:], column))
+            else:
+                skipped.append(text)
+        else:
+            raise ImportError_(f"line 1: unknown column {text!r} for {exported_object}")
+    names = {c for _, c, _ in columns}
+    if "id" not in names and exported_object != "publication":
+        raise ImportError_(f"line 1: a {exported_object} import needs the ID column")
+    return Plan(obj, TABLES[exported_object], columns, metadata, skipped)
+
+
+def _convert(kind: Kind, text: str) -> Any:
+    if text == "":
+        return None
+    if kind is Kind.NUMBER:
+        return Decimal(text) if "." in text else int(text)
+    if kind is Kind.TIME:
+        value = parse_time(text)
+        if value is None:
+            raise ValueError(f"{text!r} is not an ISO 8601 time")
+        return value
+    if kind is Kind.DATE:
+        day = parse_date(text)
+        if day is None:
+            raise ValueError(f"{text!r} is not a date")
+        return day
+    if kind is Kind.BOOL:
+        if text not in ("true", "false"):
+            raise ValueError(f"{text!r} is not true or false")
+        return text == "true"
+    if kind is Kind.JSON:
+        return msgspec.json.decode(text)
+    if kind is Kind.ARRAY:
+        return [int(part) for part in text.split(",")]
+    return text
+
+
+def _statement(p: Plan, extra: list[str]) -> str:
+    names = [c for _, c, _ in p.columns] + extra
+    params = ", ".join(f"${n}" for n in range(1, len(names) + 1))
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in names if c != "id")
+    guard = f"t.is_stub OR {NEWER}" if p.table in STUB_TABLES else NEWER
+    return (
+        f"INSERT INTO {p.table} AS t ({', '.join(names)}) VALUES ({params}) "  # noqa: S608
+        f"ON CONFLICT (id) DO UPDATE SET {updates} WHERE {guard}"
+    )
+
+
+def _rows(p: Plan, reader: Iterator[list[str]], source: str) -> Iterator[list[Any]]:
+    """Each CSV row as statement parameters: its columns, then the extra ones."""
+    names = [c for _, c, _ in p.columns]
+    for line, row in enumerate(reader, start=2):
+        values: list[Any] = []
+        for index, column, spec in p.columns:
+            try:
+                values.append(_convert(spec.kind, row[index]))
+            except (ValueError, InvalidOperation, IndexError, msgspec.DecodeError) as exc:
+                raise ImportError_(f"line {line}: {column}: {exc}") from None
+        named = dict(zip(names, values, strict=True))
+        extra: list[Any] = []
+        if p.metadata:
+            meta = {key: row[i] for i, key in p.metadata if i < len(row) and row[i] != ""}
+            extra.append(meta or None)
+        if "id" not in named:
+            extra.append(_publication_id(named))
+        if p.table in STUB_TABLES:
+            extra.append(False)
+        extra += [_row_time(named), f"import:{source}:{line}"]
+        yield values + extra
+
+
+def _row_time(named: dict[str, Any]) -> datetime:
+    """The row's own time, so newer webhook data always wins over an export file."""
+    for column in TIME_FIELDS:
+        value = named.get(column)
+        if isinstance(value, datetime):
+            return value
+        if isinstance(value, date):
+            return datetime(value.year, value.month, value.day, tzinfo=UTC)
+    return BEGINNING
+
+
+def _publication_id(named: dict[str, Any]) -> str:
+    """Publication exports carry no id: derive a stable one from what identifies them."""
+    basis = "|".join(str(named.get(k)) for k in ("voucher_code", "customer_id", "date"))
+    return "pub_import_" + hashlib.sha256(basis.encode()).hexdigest()[:24]
+
+
+async def load(
+    conn: Connection,
+    exported_object: str,
+    path: Path,
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[int, list[str]]:
+    """Load the CSV at `path`; returns (rows loaded, export-only headers skipped)."""
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.reader(handle)
+        try:
+            headers = next(reader)
+        except StopIteration:
+            raise ImportError_("line 1: the file is empty") from None
+        p = plan(exported_object, headers)
+        extra = (
+            (["metadata"] if p.metadata else [])
+            + (["id"] if "id" not in [c for _, c, _ in p.columns] else [])
+            + (["is_stub"] if p.table in STUB_TABLES else [])
+            + ["last_event_at", "last_event_id"]
+        )
+        statement = _statement(p, extra)
+        count = 0
+        async with conn.transaction():
+            batch: list[list[Any]] = []
+            for values in _rows(p, reader, path.name):
+                batch.append(values)
+                if len(batch) >= BATCH:
+                    await conn.executemany(statement, batch)
+                    count += len(batch)
+                    if progress:
+                        progress(len(batch))
+                    batch = []
+            if batch:
+                await conn.executemany(statement, batch)
+                count += len(batch)
+                if progress:
+                    progress(len(batch))
+    return count, p.skipped
