@@ -25,7 +25,7 @@ from service.exports.jobs import ExportRunner
 from service.intake import Rejected, parse
 from service.metrics import CONTENT_TYPE_LATEST, Metrics
 from service.migrate import head_revision
-from service.writer import Outcome, write
+from service.writer import Outcome, Saturated, Writer
 
 log = structlog.get_logger("service.webhooks")
 
@@ -43,6 +43,7 @@ class State:
     metrics: Metrics
     schema_head: str
     pool: db.Pool | None = None
+    writer: Writer | None = None
     exports: ExportRunner | None = None
 
 
@@ -106,11 +107,13 @@ async def receive_webhook(request: Request) -> Response:
         return refuse(exc.status, exc.key, exc.message)
     summary.update(event_id=incoming.event_id, type=incoming.type, family=incoming.family)
 
-    if state.pool is None:
-        return finish(_unavailable(settings, request_id), "error", reason="no database pool")
+    if state.writer is None:
+        return finish(_unavailable(settings, request_id), "error", reason="not started")
     try:
         async with asyncio.timeout(settings.write_timeout_seconds):
-            written = await write(state.pool, incoming)
+            written = await state.writer.write(incoming)
+    except Saturated:
+        return finish(_unavailable(settings, request_id), "error", reason="queue full")
     except db.UNAVAILABLE as exc:
         return finish(_unavailable(settings, request_id), "error", reason=type(exc).__name__)
     except db.REJECTED_VALUES as exc:
@@ -203,6 +206,15 @@ def create_app(settings: Settings, database_url: str) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         state.pool = await db.create_pool(database_url, max_size=settings.db_pool_size)
+        state.writer = Writer(
+            state.pool,
+            max_batch=settings.writer_max_batch,
+            queue_limit=settings.writer_queue_limit,
+            concurrency=settings.writer_concurrency,
+            on_batch=state.metrics.observe_batch,
+        )
+        state.writer.start()
+        state.metrics.watch_queue(lambda: state.writer.depth if state.writer else 0)
         worker = None
         if settings.export_worker:
             state.exports = ExportRunner(state.pool)
@@ -214,6 +226,8 @@ def create_app(settings: Settings, database_url: str) -> Starlette:
                 worker.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await worker
+            writer, state.writer = state.writer, None
+            await writer.stop()
             pool, state.pool = state.pool, None
             await pool.close()
 

@@ -27,6 +27,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     write_timeout_seconds: float = 5.0
     retry_after_seconds: int = 5
     db_pool_size: int = 10
+    # Group commit: events per transaction at most, queued events at most (then 503),
+    # and transactions in flight at once.
+    writer_max_batch: int = 500
+    writer_queue_limit: int = 5000
+    writer_concurrency: int = 2
     data_dir: Path = Path(".data")
     export_token_ttl_seconds: int = 24 * 3600
     # Background export jobs in this process; off for processes that only receive webhooks.
@@ -49,6 +54,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 write_timeout_seconds=float(env.get("WRITE_TIMEOUT_SECONDS", "5")),
                 retry_after_seconds=int(env.get("RETRY_AFTER_SECONDS", "5")),
                 db_pool_size=int(env.get("DB_POOL_SIZE", "10")),
+                writer_max_batch=int(env.get("WRITER_MAX_BATCH", "500")),
+                writer_queue_limit=int(env.get("WRITER_QUEUE_LIMIT", "5000")),
+                writer_concurrency=int(env.get("WRITER_CONCURRENCY", "2")),
                 data_dir=Path(env.get("DATA_DIR", ".data")),
                 export_token_ttl_seconds=int(env.get("EXPORT_TOKEN_TTL_SECONDS", str(24 * 3600))),
                 export_worker=not _flag(env.get("DISABLE_EXPORT_WORKER", "")),
@@ -78,6 +86,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "max_body_bytes": self.max_body_bytes,
             "write_timeout_seconds": self.write_timeout_seconds,
             "db_pool_size": self.db_pool_size,
+            "writer_max_batch": self.writer_max_batch,
+            "writer_queue_limit": self.writer_queue_limit,
+            "writer_concurrency": self.writer_concurrency,
             "export_token_ttl_seconds": self.export_token_ttl_seconds,
             "export_worker": self.export_worker,
         }

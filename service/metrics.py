@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from prometheus_client import (
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     disable_created_metrics,
     generate_latest,
@@ -38,6 +41,31 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
+
+        self.batch_events = Histogram(
+            "voucherify_writer_batch_events",
+            "Events written per group-commit transaction.",
+            buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500),
+            registry=self.registry,
+        )
+        self.batch_seconds = Histogram(
+            "voucherify_writer_batch_seconds",
+            "Time to prepare and commit one batch.",
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.queue_depth = Gauge(
+            "voucherify_writer_queue_depth",
+            "Deliveries waiting for a group commit.",
+            registry=self.registry,
+        )
+
+    def observe_batch(self, events: int, seconds: float) -> None:
+        self.batch_events.observe(events)
+        self.batch_seconds.observe(seconds)
+
+    def watch_queue(self, depth: Callable[[], float]) -> None:
+        self.queue_depth.set_function(depth)
 
     def observe(self, family: str, outcome: str, seconds: float) -> None:
         self.deliveries.labels(family=family, outcome=outcome).inc()

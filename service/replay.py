@@ -1,8 +1,9 @@
 """Rebuild the normalized tables from the stored raw events (`python -m service replay`).
 
 Full replay empties every normalized table and re-derives it from `events` in one
-transaction, so analysts see the old tables until the new ones are complete. Handlers are
-order-independent, so the result equals what live ingestion produced. Quarantined events
+transaction (analysts see the old tables until the new ones are complete), a page at a
+time with the same set-based writes as live ingestion. Handlers are order-independent, so
+the result equals what live ingestion produced. Quarantined events
 are retried; those that now normalize become `processed`, those that still fail keep (or
 get) their error. `--quarantined` retries only those, without touching anything else.
 """
@@ -17,9 +18,9 @@ from datetime import datetime
 import asyncpg
 import msgspec
 
-from service.db import Connection
+from service.db import UNAVAILABLE, Connection
 from service.events import DECODER, decode_failure
-from service.handlers import Meta, handler_failure
+from service.handlers import Meta, Writes, handler_failure
 from service.routing import UNKNOWN, family_of, normalize
 
 PAGE = 1000
@@ -84,9 +85,9 @@ async def replay(
             rows = await conn.fetch(SELECT_PAGE, *after, not quarantined_only, PAGE)
             if not rows:
                 break
+            results = await _replay_page(conn, rows)
             changes: list[tuple[str, str, str, str | None]] = []
-            for row in rows:
-                family, status, error = await _replay_one(conn, row)
+            for row, (family, status, error) in zip(rows, results, strict=True):
                 report.events += 1
                 if status == "processed":
                     report.processed += 1
@@ -105,23 +106,56 @@ async def replay(
     return report
 
 
-async def _replay_one(conn: Connection, row: asyncpg.Record) -> tuple[str, str, str | None]:
-    """(family, status, error) of one stored event after normalizing it again."""
+Result = tuple[str, str, str | None]  # (family, status, error)
+
+
+async def _replay_page(conn: Connection, rows: list[asyncpg.Record]) -> list[Result]:
+    """Normalize a page of stored events, all their rows written together like a live batch;
+    when that fails in Postgres, event by event, so only the bad one is quarantined."""
+    prepared = [_prepare(row) for row in rows]
+    writes = Writes()
+    for _, w in prepared:
+        writes.extend(w)
+    try:
+        async with conn.transaction():
+            await writes.apply(conn)
+    except UNAVAILABLE:
+        raise
+    except Exception:  # noqa: BLE001 - fall back to one savepoint per event below
+        results = []
+        for result, w in prepared:
+            family, status, _ = result
+            outcome = result
+            if status == "processed":
+                try:
+                    async with conn.transaction():
+                        await w.apply(conn)
+                except UNAVAILABLE:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - the error becomes the reason
+                    outcome = (family, "quarantined", handler_failure(family, exc))
+            results.append(outcome)
+        return results
+    return [result for result, _ in prepared]
+
+
+def _prepare(row: asyncpg.Record) -> tuple[Result, Writes]:
+    """(family, status, error) of one stored event, and the rows it normalizes to."""
+    writes = Writes()
     event_type: str = row["type"]
     family = family_of(event_type)
     if family == UNKNOWN:
-        return family, "processed", None
+        return (family, "processed", None), writes
     try:
         event = DECODER.decode(row["body"])
     except msgspec.ValidationError as exc:
-        return family, "quarantined", decode_failure(event_type, exc)
+        return (family, "quarantined", decode_failure(event_type, exc)), writes
     meta = Meta(event_id=row["id"], at=row["at"], type=event_type)
     try:
-        async with conn.transaction():
-            await normalize(conn, meta, family, event)
+        normalize(writes, meta, family, event)
     except Exception as exc:  # noqa: BLE001 - a failing event is quarantined, the rest go on
-        return family, "quarantined", handler_failure(family, exc)
-    return family, "processed", None
+        return (family, "quarantined", handler_failure(family, exc)), Writes()
+    return (family, "processed", None), writes
 
 
 async def count(conn: Connection, *, quarantined_only: bool) -> int:

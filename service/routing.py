@@ -8,14 +8,14 @@ OpenAPI enum has exactly one route.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any, Final
 
-from service.db import Connection
 from service.events import Activity
 from service.handlers import (
     Meta,
+    Writes,
     custom_event,
     customer,
     distribution,
@@ -32,7 +32,7 @@ from service.handlers import (
 )
 
 # Each handler takes its own family's Activity subclass; routing guarantees the match.
-Handler = Callable[[Connection, Meta, Any], Awaitable[None]]
+Handler = Callable[[Writes, Meta, Any], None]
 
 UNKNOWN: Final = "unknown"
 
@@ -152,6 +152,6 @@ def family_of(event_type: str) -> str:
     return FAMILY_BY_TYPE.get(event_type, UNKNOWN)
 
 
-async def normalize(conn: Connection, meta: Meta, family: str, event: Activity) -> None:
-    """Write the normalized rows of one decoded event: live ingestion and replay alike."""
-    await HANDLER_BY_FAMILY[family](conn, meta, event)
+def normalize(w: Writes, meta: Meta, family: str, event: Activity) -> None:
+    """Collect the normalized rows of one decoded event: live ingestion and replay alike."""
+    HANDLER_BY_FAMILY[family](w, meta, event)

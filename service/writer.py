@@ -1,31 +1,52 @@
-"""Writes one delivery: the raw event and its family's rows, in one transaction.
+"""Group commit: concurrent deliveries are written together, one transaction per batch.
 
-The raw row is inserted with `ON CONFLICT (id) DO NOTHING`, so retries, both wire shapes and
-concurrent deliveries of one event id leave exactly one row: a racing second insert waits
-for the first to commit, then does nothing and reports a duplicate. When the handler fails,
-the whole transaction rolls back and the raw event is stored again, quarantined with the
-error, so nothing accepted is lost and `replay` can retry it.
+Each request hands its decoded event to the `Writer` and waits. A writer task takes
+everything queued (up to `max_batch`), runs the handlers in Python, then in one
+transaction inserts all raw events with one `unnest` statement and runs each collected
+statement once for all its rows; only then are the requests answered. While one batch
+commits the next one gathers, so the batch size follows the load.
+
+Guarantees:
+- A 2xx is only sent after the commit that holds the event.
+- The raw insert is `ON CONFLICT (id) DO NOTHING`, and duplicates inside a batch are
+  answered `duplicate` before the insert: retries, both wire shapes and racing deliveries
+  leave exactly one row.
+- An event whose handler fails is stored quarantined in the same batch. If the batch
+  itself fails in Postgres, its events are retried one by one, so one bad event cannot
+  take others down; one that still fails is stored quarantined with the database's error.
+- The queue is bounded: when it is full the request is refused at once (503), and a
+  request that waits past the deadline gets 503 too (Voucherify retries; if the batch did
+  commit, the retry is a duplicate).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import enum
-from dataclasses import dataclass
-from datetime import datetime
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import msgspec
+import structlog
 
 from service.db import UNAVAILABLE, Connection, Pool
-from service.handlers import Meta, handler_failure
+from service.handlers import Meta, Writes, handler_failure
 from service.intake import Incoming
 from service.routing import UNKNOWN, normalize
 
-INSERT_EVENT = """
-INSERT INTO events (id, type, family, status, error, payload,
-                    created_at, group_id, customer_id, delivery_id, project_id)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+log = structlog.get_logger("service.writer")
+
+INSERT_EVENTS = """
+INSERT INTO events (id, type, family, status, error, payload, created_at, received_at,
+                    group_id, customer_id, delivery_id, project_id)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                     $6::jsonb[], $7::timestamptz[], $8::timestamptz[], $9::text[],
+                     $10::text[], $11::text[], $12::text[])
 ON CONFLICT (id) DO NOTHING
-RETURNING received_at
+RETURNING id
 """
 
 
@@ -42,56 +63,189 @@ class Written:
     error: str | None = None
 
 
-async def write(pool: Pool, incoming: Incoming) -> Written:
-    """Store `incoming`; raises one of `service.db.UNAVAILABLE` when Postgres cannot.
+class Saturated(Exception):  # noqa: N818 - reads as "raise Saturated"
+    """The queue is full: answer 503 now rather than pile up memory."""
 
-    The caller bounds the time (`asyncio.timeout`), so the answer beats Voucherify's 10 s.
-    """
-    async with pool.acquire() as conn:
-        if incoming.event is None:
-            # Unknown type or undecodable data: store raw, nothing to normalize.
-            async with conn.transaction():
-                inserted = await _insert(conn, incoming, incoming.decode_error)
-            if inserted is None:
-                return Written(Outcome.DUPLICATE)
-            if incoming.family == UNKNOWN:
-                return Written(Outcome.UNKNOWN)
-            return Written(Outcome.QUARANTINED, incoming.decode_error)
 
+@dataclass
+class Prepared:
+    """One delivery after its handler ran: the raw row and the rows it adds."""
+
+    incoming: Incoming
+    received_at: datetime
+    error: str | None = None
+    writes: Writes = field(default_factory=Writes)
+
+    @property
+    def outcome(self) -> Outcome:
+        if self.error:
+            return Outcome.QUARANTINED
+        return Outcome.UNKNOWN if self.incoming.family == UNKNOWN else Outcome.PROCESSED
+
+
+def prepare(incoming: Incoming, received_at: datetime) -> Prepared:
+    """Run the event's handler; a failure quarantines the event instead of its rows."""
+    prepared = Prepared(incoming, received_at, error=incoming.decode_error)
+    if incoming.event is not None:
+        meta = Meta(
+            event_id=incoming.event_id,
+            at=incoming.created_at or received_at,
+            type=incoming.type,
+        )
         try:
-            async with conn.transaction():
-                received_at = await _insert(conn, incoming, None)
-                if received_at is None:
-                    return Written(Outcome.DUPLICATE)
-                at = incoming.created_at or received_at
-                meta = Meta(event_id=incoming.event_id, at=at, type=incoming.type)
-                await normalize(conn, meta, incoming.family, incoming.event)
-        except UNAVAILABLE:
-            raise
+            normalize(prepared.writes, meta, incoming.family, incoming.event)
         except Exception as exc:  # noqa: BLE001 - any handler failure quarantines the event
-            error = handler_failure(incoming.family, exc)
-            async with conn.transaction():
-                inserted = await _insert(conn, incoming, error)
-            if inserted is None:
-                return Written(Outcome.DUPLICATE)
-            return Written(Outcome.QUARANTINED, error)
-        return Written(Outcome.PROCESSED)
+            prepared.error = handler_failure(incoming.family, exc)
+            prepared.writes = Writes()
+    return prepared
 
 
-async def _insert(conn: Connection, incoming: Incoming, error: str | None) -> datetime | None:
-    """Insert the raw event; its received_at, or None when the id is already stored."""
-    received_at: datetime | None = await conn.fetchval(
-        INSERT_EVENT,
-        incoming.event_id,
-        incoming.type,
-        incoming.family,
-        "quarantined" if error else "processed",
-        error,
-        msgspec.Raw(incoming.body),
-        incoming.created_at,
-        incoming.group_id,
-        incoming.customer_id,
-        incoming.delivery_id,
-        incoming.project_id,
-    )
-    return received_at
+async def commit(conn: Connection, batch: Sequence[Prepared]) -> set[str]:
+    """Insert the raw events and, for those new, their rows; returns the new event ids."""
+    columns: list[list[object]] = [[] for _ in range(12)]
+    for p in batch:
+        i = p.incoming
+        status = "quarantined" if p.error else "processed"
+        row = (i.event_id, i.type, i.family, status, p.error, msgspec.Raw(i.body), i.created_at,
+               p.received_at, i.group_id, i.customer_id, i.delivery_id, i.project_id)  # fmt: skip
+        for column, value in zip(columns, row, strict=True):
+            column.append(value)
+    async with conn.transaction():
+        new = {r["id"] for r in await conn.fetch(INSERT_EVENTS, *columns)}
+        writes = Writes()
+        for p in batch:
+            if p.incoming.event_id in new:
+                writes.extend(p.writes)
+        await writes.apply(conn)
+    return new
+
+
+@dataclass
+class Writer:
+    """The group-commit queue and its writer tasks (see the module docstring)."""
+
+    pool: Pool
+    max_batch: int = 500
+    queue_limit: int = 5000
+    concurrency: int = 2
+    on_batch: Callable[[int, float], None] | None = None  # (events, seconds), for metrics
+
+    def __post_init__(self) -> None:
+        self._queue: asyncio.Queue[tuple[Incoming, asyncio.Future[Written]]] = asyncio.Queue(
+            self.queue_limit
+        )
+        self._tasks: list[asyncio.Task[None]] = []
+        self.batches = 0
+
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._run(), name=f"writer-{n}") for n in range(self.concurrency)
+        ]
+
+    async def stop(self) -> None:
+        """Finish what is queued, then stop the tasks."""
+        await self._queue.join()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    @property
+    def depth(self) -> int:
+        return self._queue.qsize()
+
+    async def write(self, incoming: Incoming) -> Written:
+        """Queue one delivery and wait for its commit; raises `Saturated` when full."""
+        future: asyncio.Future[Written] = asyncio.get_running_loop().create_future()
+        try:
+            self._queue.put_nowait((incoming, future))
+        except asyncio.QueueFull:
+            raise Saturated from None
+        # Shielded: a caller giving up (deadline) must not cancel the others' batch.
+        return await asyncio.shield(future)
+
+    async def _run(self) -> None:
+        while True:
+            items = [await self._queue.get()]
+            while len(items) < self.max_batch:
+                try:
+                    items.append(self._queue.get_nowait())
+                except asyncio.QueueEmpty:
+                    break
+            try:
+                await self._write_batch(items)
+            finally:
+                for _ in items:
+                    self._queue.task_done()
+
+    async def _write_batch(self, items: list[tuple[Incoming, asyncio.Future[Written]]]) -> None:
+        started = time.perf_counter()
+        received_at = datetime.now(UTC)
+        first: dict[str, Prepared] = {}
+        outcomes: list[tuple[asyncio.Future[Written], Prepared | None]] = []
+        for incoming, future in items:
+            if incoming.event_id in first:
+                outcomes.append((future, None))  # a duplicate inside the batch
+                continue
+            prepared = prepare(incoming, received_at)
+            first[incoming.event_id] = prepared
+            outcomes.append((future, prepared))
+        batch = list(first.values())
+        try:
+            new, failed = await self._commit(batch)
+        except BaseException as exc:
+            for future, _ in outcomes:
+                _fail(future, exc)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            return
+        for future, maybe in outcomes:
+            event_id = maybe.incoming.event_id if maybe else None
+            if event_id in failed:
+                _fail(future, failed[event_id])
+            elif maybe is None or event_id not in new:
+                _resolve(future, Written(Outcome.DUPLICATE))
+            else:
+                _resolve(future, Written(maybe.outcome, maybe.error))
+        self.batches += 1
+        if self.on_batch is not None:
+            self.on_batch(len(items), time.perf_counter() - started)
+
+    async def _commit(self, batch: list[Prepared]) -> tuple[set[str], dict[str, Exception]]:
+        """(new event ids, events that could not be stored at all, with the error)."""
+        async with self.pool.acquire() as conn:
+            try:
+                return await commit(conn, batch), {}
+            except UNAVAILABLE:
+                raise
+            except Exception:  # noqa: BLE001 - find the bad event below
+                log.warning("batch failed; writing its events one by one", events=len(batch))
+            new: set[str] = set()
+            failed: dict[str, Exception] = {}
+            for prepared in batch:
+                try:
+                    new |= await commit(conn, [prepared])
+                except UNAVAILABLE:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - isolate the bad event, keep the rest
+                    # Its rows fail in Postgres: keep it raw, quarantined with the error.
+                    prepared.error = handler_failure(prepared.incoming.family, exc)
+                    prepared.writes = Writes()
+                    try:
+                        new |= await commit(conn, [prepared])
+                    except UNAVAILABLE:
+                        raise
+                    except Exception as raw_exc:  # noqa: BLE001 - not even the raw event fits
+                        failed[prepared.incoming.event_id] = raw_exc
+            return new, failed
+
+
+def _resolve(future: asyncio.Future[Written], written: Written) -> None:
+    if not future.done():
+        future.set_result(written)
+
+
+def _fail(future: asyncio.Future[Written], exc: BaseException) -> None:
+    if not future.done():
+        future.set_exception(exc)

@@ -1,15 +1,20 @@
 """Handlers, one module per event family; `service.routing` says which handles what.
 
-A handler runs inside the transaction that stores the raw event, for live deliveries and
-for `replay` alike. Raising `NormalizeError` (or any error) rolls back the handler's work:
-the raw event stays, quarantined with the error, for `replay` to retry once fixed.
+A handler does no I/O: it reads one decoded event and adds the statements its rows need
+to a `Writes`. The writer (live deliveries, in batches) and replay (page by page) execute
+the collected statements together, each statement once for all its rows, in the
+transaction that stores the raw events. Raising `NormalizeError` (or any error) drops that
+event's statements: the raw event is stored quarantined with the error, for `replay`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from service.db import Connection
 
 T = TypeVar("T")
 
@@ -27,6 +32,33 @@ class Meta:
     # Current-state rows keep it and ignore anything older.
     at: datetime
     type: str
+
+
+@dataclass
+class Writes:
+    """Statements to run, grouped by statement in first-use order, rows in arrival order.
+
+    Grouping keeps dependencies right: an order is upserted before its items are
+    rewritten, for every event of a batch. Every statement is safe to run for several
+    events' rows in sequence (newer-wins upserts, insert-once appends).
+    """
+
+    rows: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)
+
+    def add(self, statement: str, *args: Any) -> None:
+        self.rows.setdefault(statement, []).append(args)
+
+    def extend(self, other: Writes) -> None:
+        for statement, rows in other.rows.items():
+            self.rows.setdefault(statement, []).extend(rows)
+
+    def __len__(self) -> int:
+        return sum(len(rows) for rows in self.rows.values())
+
+    async def apply(self, conn: Connection) -> None:
+        """Run every statement once over all its rows (asyncpg pipelines executemany)."""
+        for statement, rows in self.rows.items():
+            await conn.executemany(statement, rows)
 
 
 def require(value: T | None, path: str) -> T:

@@ -11,7 +11,6 @@ of the same size the newest event wins.
 
 from __future__ import annotations
 
-from service.db import Connection
 from service.events._blocks import (
     Customer,
     Order,
@@ -20,7 +19,7 @@ from service.events._blocks import (
     VoucherTransaction,
 )
 from service.events.times import parse_date, parse_time, whole
-from service.handlers import Meta
+from service.handlers import Meta, Writes
 from service.handlers._sql import NEWER, upsert
 
 # -- customers ----------------------------------------------------------------------------
@@ -47,13 +46,13 @@ UPSERT_CUSTOMER_STUB = upsert("customers", CUSTOMER_STUB_COLUMNS, when=f"t.is_st
 MARK_CUSTOMER_DELETED = "UPDATE customers SET deleted_at = LEAST(deleted_at, $2) WHERE id = $1"
 
 
-async def full_customer(conn: Connection, meta: Meta, customer: Customer, customer_id: str) -> None:
+def full_customer(w: Writes, meta: Meta, customer: Customer, customer_id: str) -> None:
     summary = customer.summary
     redemptions = summary.redemptions if summary else None
     orders = summary.orders if summary else None
     address = customer.address
     loyalty = customer.loyalty
-    await conn.execute(
+    w.add(
         UPSERT_CUSTOMER,
         customer_id,
         customer.source_id,
@@ -91,11 +90,11 @@ async def full_customer(conn: Connection, meta: Meta, customer: Customer, custom
     )
 
 
-async def customer_stub(conn: Connection, meta: Meta, customer: Customer | None) -> str | None:
+def customer_stub(w: Writes, meta: Meta, customer: Customer | None) -> str | None:
     """Record an embedded customer copy; returns its id (None when it has none)."""
     if customer is None or not customer.id:
         return None
-    await conn.execute(
+    w.add(
         UPSERT_CUSTOMER_STUB,
         customer.id,
         customer.source_id,
@@ -109,8 +108,8 @@ async def customer_stub(conn: Connection, meta: Meta, customer: Customer | None)
     return customer.id
 
 
-async def mark_customer_deleted(conn: Connection, meta: Meta, customer_id: str) -> None:
-    await conn.execute(MARK_CUSTOMER_DELETED, customer_id, meta.at)
+def mark_customer_deleted(w: Writes, meta: Meta, customer_id: str) -> None:
+    w.add(MARK_CUSTOMER_DELETED, customer_id, meta.at)
 
 
 # -- orders -------------------------------------------------------------------------------
@@ -122,27 +121,33 @@ ORDER_COLUMNS = (
 )  # fmt: skip
 UPSERT_ORDER = upsert("orders", ORDER_COLUMNS, when=f"t.is_stub OR {NEWER}")
 UPSERT_ORDER_STUB = upsert("orders", ORDER_COLUMNS, when=f"t.is_stub AND {NEWER}")
-DELETE_ORDER_ITEMS = "DELETE FROM order_items WHERE order_id = $1"
+# Items follow the order row: only the event the order row now holds rewrites them, so
+# within one batch or across batches the newest event's items win.
+DELETE_ORDER_ITEMS = """
+DELETE FROM order_items i USING orders o
+WHERE i.order_id = $1 AND o.id = $1 AND o.last_event_id = $2
+"""
 INSERT_ORDER_ITEMS = """
 INSERT INTO order_items (order_id, position, id, source_id, product_id, sku_id, related_object,
                          quantity, amount, discount_amount, subtotal_amount, price, metadata)
 SELECT $1, i.position, i.id, i.source_id, i.product_id, i.sku_id, i.related_object,
        i.quantity, i.amount, i.discount_amount, i.subtotal_amount, i.price, i.metadata
-FROM unnest($2::integer[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-            $8::integer[], $9::bigint[], $10::bigint[], $11::bigint[], $12::numeric[],
-            $13::jsonb[])
+FROM unnest($3::integer[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+            $9::integer[], $10::bigint[], $11::bigint[], $12::bigint[], $13::numeric[],
+            $14::jsonb[])
      AS i (position, id, source_id, product_id, sku_id, related_object,
            quantity, amount, discount_amount, subtotal_amount, price, metadata)
+WHERE EXISTS (SELECT FROM orders o WHERE o.id = $1 AND o.last_event_id = $2)
 """
 
 
-async def order(
-    conn: Connection, meta: Meta, order: Order | None, *, full: bool, customer_id: str | None
+def order(
+    w: Writes, meta: Meta, order: Order | None, *, full: bool, customer_id: str | None
 ) -> str | None:
     """Record an order (its own family's full object, or a copy); returns its id."""
     if order is None or not order.id:
         return None
-    written = await conn.fetchval(
+    w.add(
         UPSERT_ORDER if full else UPSERT_ORDER_STUB,
         order.id,
         order.source_id,
@@ -161,27 +166,26 @@ async def order(
         meta.at,
         meta.event_id,
     )
-    if written:
-        # The items are those of the event the order row now holds.
-        items = order.items or []
-        await conn.execute(DELETE_ORDER_ITEMS, order.id)
-        if items:
-            await conn.execute(
-                INSERT_ORDER_ITEMS,
-                order.id,
-                list(range(len(items))),
-                [i.id for i in items],
-                [i.source_id for i in items],
-                [i.product_id for i in items],
-                [i.sku_id for i in items],
-                [i.related_object for i in items],
-                [i.quantity for i in items],
-                [i.amount for i in items],
-                [i.discount_amount for i in items],
-                [i.subtotal_amount for i in items],
-                [i.price for i in items],
-                [i.metadata for i in items],
-            )
+    items = order.items or []
+    w.add(DELETE_ORDER_ITEMS, order.id, meta.event_id)
+    if items:
+        w.add(
+            INSERT_ORDER_ITEMS,
+            order.id,
+            meta.event_id,
+            list(range(len(items))),
+            [i.id for i in items],
+            [i.source_id for i in items],
+            [i.product_id for i in items],
+            [i.sku_id for i in items],
+            [i.related_object for i in items],
+            [i.quantity for i in items],
+            [i.amount for i in items],
+            [i.discount_amount for i in items],
+            [i.subtotal_amount for i in items],
+            [i.price for i in items],
+            [i.metadata for i in items],
+        )
     return order.id
 
 
@@ -215,8 +219,8 @@ def voucher_value(voucher: Voucher) -> float | None:
     return None
 
 
-async def voucher(
-    conn: Connection, meta: Meta, voucher: Voucher | None, *, holder_id: str | None = None
+def voucher(
+    w: Writes, meta: Meta, voucher: Voucher | None, *, holder_id: str | None = None
 ) -> str | None:
     """Record a voucher as the event shows it, balances included; returns its id."""
     if voucher is None or not voucher.id:
@@ -225,7 +229,7 @@ async def voucher(
     assets = voucher.assets
     counts = voucher.redemption
     timeframe = voucher.validity_timeframe
-    await conn.execute(
+    w.add(
         UPSERT_VOUCHER,
         voucher.id,
         voucher.code,
@@ -262,8 +266,8 @@ async def voucher(
     return voucher.id
 
 
-async def mark_voucher_deleted(conn: Connection, meta: Meta, voucher_id: str) -> None:
-    await conn.execute(MARK_VOUCHER_DELETED, voucher_id, meta.at)
+def mark_voucher_deleted(w: Writes, meta: Meta, voucher_id: str) -> None:
+    w.add(MARK_VOUCHER_DELETED, voucher_id, meta.at)
 
 
 # -- voucher transactions -----------------------------------------------------------------
@@ -286,12 +290,12 @@ def balance_change(balance: VoucherBalance | int | None) -> tuple[int | None, in
     return moved, balance.balance
 
 
-async def transaction(conn: Connection, meta: Meta, tx: VoucherTransaction | None) -> None:
+def transaction(w: Writes, meta: Meta, tx: VoucherTransaction | None) -> None:
     """Record a gift-credit or loyalty-points transaction, its details kept as sent."""
     if tx is None or not tx.id:
         return
     moved, after = balance_change(tx.balance())
-    await conn.execute(
+    w.add(
         UPSERT_TRANSACTION,
         tx.id,
         tx.type,

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from service.db import Connection
 from service.events.custom_events import CustomEventSent
 from service.events.times import parse_time
-from service.handlers import Meta, _entities, require
+from service.handlers import Meta, Writes, _entities, require
 from service.handlers._sql import append
 
 INSERT_CUSTOM_EVENT = append(
@@ -15,12 +14,12 @@ INSERT_CUSTOM_EVENT = append(
 )  # fmt: skip
 
 
-async def handle(conn: Connection, meta: Meta, event: CustomEventSent) -> None:
+def handle(w: Writes, meta: Meta, event: CustomEventSent) -> None:
     data = event.data
     custom = require(data.event, "data.event")
     name = require(custom.type, "data.event.type")
-    customer_id = await _entities.customer_stub(conn, meta, data.customer)
-    await conn.execute(
+    customer_id = _entities.customer_stub(w, meta, data.customer)
+    w.add(
         INSERT_CUSTOM_EVENT,
         meta.event_id,
         custom.id,

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from service.db import Connection
 from service.events.distributions import DistributionActivity
 from service.events.times import parse_time
-from service.handlers import Meta, _entities
+from service.handlers import Meta, Writes, _entities
 from service.handlers._sql import append
 
 INSERT_DISTRIBUTION = append(
@@ -14,13 +13,13 @@ INSERT_DISTRIBUTION = append(
 )
 
 
-async def handle(conn: Connection, meta: Meta, event: DistributionActivity) -> None:
+def handle(w: Writes, meta: Meta, event: DistributionActivity) -> None:
     data = event.data
-    customer_id = await _entities.customer_stub(conn, meta, data.customer)
+    customer_id = _entities.customer_stub(w, meta, data.customer)
     # The type names both: customer.<channel>.<sent|recovered|failed>.
     _, channel, status = meta.type.split(".")
     occurred = parse_time(data.sent_at or data.recovered_at or data.failed_at) or meta.at
-    await conn.execute(
+    w.add(
         INSERT_DISTRIBUTION,
         meta.event_id,
         customer_id,

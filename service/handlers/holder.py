@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from service.db import Connection
 from service.events.holders import HolderActivity, HolderAssignmentDeleted
 from service.events.times import parse_time
-from service.handlers import Meta, _entities, require
+from service.handlers import Meta, Writes, _entities, require
 from service.handlers._sql import upsert
 
 UPSERT_HOLDER = upsert(
@@ -15,13 +14,13 @@ UPSERT_HOLDER = upsert(
 )  # fmt: skip
 
 
-async def handle(conn: Connection, meta: Meta, event: HolderActivity) -> None:
+def handle(w: Writes, meta: Meta, event: HolderActivity) -> None:
     data = event.data
     holder = require(data.holder, "data.holder")
     holder_id = require(holder.id, "data.holder.id")
-    customer_id = await _entities.customer_stub(conn, meta, data.customer)
-    voucher_id = await _entities.voucher(conn, meta, data.voucher)
-    await conn.execute(
+    customer_id = _entities.customer_stub(w, meta, data.customer)
+    voucher_id = _entities.voucher(w, meta, data.voucher)
+    w.add(
         UPSERT_HOLDER,
         holder_id,
         holder.redeemable_id or voucher_id,

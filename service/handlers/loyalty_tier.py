@@ -6,10 +6,9 @@ refreshes the customer only; the raw event keeps the rest.
 
 from __future__ import annotations
 
-from service.db import Connection
 from service.events.loyalty import LoyaltyTierActivity, LoyaltyUpdated
 from service.events.times import parse_time
-from service.handlers import Meta, _entities, require
+from service.handlers import Meta, Writes, _entities, require
 from service.handlers._sql import append
 
 INSERT_TIER_CHANGE = append(
@@ -29,10 +28,10 @@ CHANGE_BY_TYPE = {
 }
 
 
-async def handle(conn: Connection, meta: Meta, event: LoyaltyTierActivity) -> None:
+def handle(w: Writes, meta: Meta, event: LoyaltyTierActivity) -> None:
     data = event.data
     require(data.customer and data.customer.id, "data.customer.id")
-    customer_id = await _entities.customer_stub(conn, meta, data.customer)
+    customer_id = _entities.customer_stub(w, meta, data.customer)
     if isinstance(event, LoyaltyUpdated):
         return
     tier_from = data.loyalty_tier_from.id if data.loyalty_tier_from else None
@@ -43,7 +42,7 @@ async def handle(conn: Connection, meta: Meta, event: LoyaltyTierActivity) -> No
          if t is not None and t.campaign_id),
         None,
     )  # fmt: skip
-    await conn.execute(
+    w.add(
         INSERT_TIER_CHANGE,
         meta.event_id,
         customer_id,

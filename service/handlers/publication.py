@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from service.db import Connection
 from service.events.publications import PublicationActivity
 from service.events.times import parse_time
-from service.handlers import Meta, _entities, require
+from service.handlers import Meta, Writes, _entities, require
 from service.handlers._sql import upsert
 
 UPSERT_PUBLICATION = upsert(
@@ -16,14 +15,14 @@ UPSERT_PUBLICATION = upsert(
 )  # fmt: skip
 
 
-async def handle(conn: Connection, meta: Meta, event: PublicationActivity) -> None:
+def handle(w: Writes, meta: Meta, event: PublicationActivity) -> None:
     data = event.data
     publication = require(data.publication, "data.publication")
     publication_id = require(publication.id, "data.publication.id")
-    customer_id = await _entities.customer_stub(conn, meta, data.customer)
+    customer_id = _entities.customer_stub(w, meta, data.customer)
     voucher = publication.voucher
     campaign = data.campaign
-    await conn.execute(
+    w.add(
         UPSERT_PUBLICATION,
         publication_id,
         voucher.code if voucher else None,

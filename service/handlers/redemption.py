@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from service.db import Connection
 from service.events._blocks import Redemption
 from service.events.redemptions import (
     RedemptionActivity,
@@ -11,7 +10,7 @@ from service.events.redemptions import (
     RedemptionRollbackSucceeded,
 )
 from service.events.times import parse_time, whole
-from service.handlers import Meta, _entities, require
+from service.handlers import Meta, Writes, _entities, require
 from service.handlers._sql import upsert
 
 REDEMPTION_COLUMNS = (
@@ -24,7 +23,7 @@ REDEMPTION_COLUMNS = (
 UPSERT_REDEMPTION = upsert("redemptions", REDEMPTION_COLUMNS)
 
 
-async def handle(conn: Connection, meta: Meta, event: RedemptionActivity) -> None:
+def handle(w: Writes, meta: Meta, event: RedemptionActivity) -> None:
     data = event.data
     redemption = require(data.redemption, "data.redemption")
     require(redemption.id, "data.redemption.id")
@@ -33,23 +32,21 @@ async def handle(conn: Connection, meta: Meta, event: RedemptionActivity) -> Non
         rollback = require(data.redemption_rollback, "data.redemption_rollback")
         require(rollback.id, "data.redemption_rollback.id")
 
-    customer_id = await _entities.customer_stub(conn, meta, data.customer)
-    await _entities.customer_stub(conn, meta, data.holder)
-    await _entities.voucher(conn, meta, data.voucher or redemption.voucher)
+    customer_id = _entities.customer_stub(w, meta, data.customer)
+    _entities.customer_stub(w, meta, data.holder)
+    _entities.voucher(w, meta, data.voucher or redemption.voucher)
     order = data.order or redemption.order
-    order_id = await _entities.order(conn, meta, order, full=False, customer_id=customer_id)
+    order_id = _entities.order(w, meta, order, full=False, customer_id=customer_id)
 
     ids = {"customer_id": customer_id, "order_id": order_id}
-    await _write(conn, meta, data, redemption, object_="redemption", parent_id=None, **ids)
+    _write(w, meta, data, redemption, object_="redemption", parent_id=None, **ids)
     if rollback is not None:
         parent = rollback.redemption or redemption.id
-        await _write(
-            conn, meta, data, rollback, object_="redemption_rollback", parent_id=parent, **ids
-        )
+        _write(w, meta, data, rollback, object_="redemption_rollback", parent_id=parent, **ids)
 
 
-async def _write(
-    conn: Connection,
+def _write(
+    w: Writes,
     meta: Meta,
     data: RedemptionEvent,
     r: Redemption,
@@ -65,7 +62,7 @@ async def _write(
     customer = data.customer
     order = data.order or r.order
     tier = data.promotion_tier or r.promotion_tier
-    await conn.execute(
+    w.add(
         UPSERT_REDEMPTION,
         r.id,
         object_,

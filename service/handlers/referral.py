@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from service.db import Connection
 from service.events.referrals import Referred
-from service.handlers import Meta, _entities, require
+from service.handlers import Meta, Writes, _entities, require
 from service.handlers._sql import append
 
 INSERT_REFERRAL = append(
@@ -14,13 +13,13 @@ INSERT_REFERRAL = append(
 )  # fmt: skip
 
 
-async def handle(conn: Connection, meta: Meta, event: Referred) -> None:
+def handle(w: Writes, meta: Meta, event: Referred) -> None:
     data = event.data
     require(data.customer and data.customer.id, "data.customer.id")
-    customer_id = await _entities.customer_stub(conn, meta, data.customer)
-    referrer_id = await _entities.customer_stub(conn, meta, data.referrer)
-    voucher_id = await _entities.voucher(conn, meta, data.voucher, holder_id=referrer_id)
-    await conn.execute(
+    customer_id = _entities.customer_stub(w, meta, data.customer)
+    referrer_id = _entities.customer_stub(w, meta, data.referrer)
+    voucher_id = _entities.voucher(w, meta, data.voucher, holder_id=referrer_id)
+    w.add(
         INSERT_REFERRAL,
         meta.event_id,
         customer_id,

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from service.db import Connection
 from service.events.rewards import RewardActivity, Rewarded, RewardedLoyaltyPoints
-from service.handlers import Meta, _entities, require
+from service.handlers import Meta, Writes, _entities, require
 from service.handlers._sql import append, upsert
 
 INSERT_REWARD = append(
@@ -19,20 +18,18 @@ UPSERT_REWARD_REDEMPTION = upsert(
 )  # fmt: skip
 
 
-async def handle(conn: Connection, meta: Meta, event: RewardActivity) -> None:
+def handle(w: Writes, meta: Meta, event: RewardActivity) -> None:
     data = event.data
-    customer_id = await _entities.customer_stub(conn, meta, data.customer)
-    holder_id = await _entities.customer_stub(conn, meta, data.holder)
-    voucher_id = await _entities.voucher(conn, meta, data.voucher, holder_id=holder_id)
+    customer_id = _entities.customer_stub(w, meta, data.customer)
+    holder_id = _entities.customer_stub(w, meta, data.holder)
+    voucher_id = _entities.voucher(w, meta, data.voucher, holder_id=holder_id)
     campaign_id = data.campaign.id if data.campaign else None
     reward = data.reward
     amount, points = _amount_and_points(data.balance)
 
     if isinstance(event, Rewarded | RewardedLoyaltyPoints):
-        order_id = await _entities.order(
-            conn, meta, data.order, full=False, customer_id=customer_id
-        )
-        await conn.execute(
+        order_id = _entities.order(w, meta, data.order, full=False, customer_id=customer_id)
+        w.add(
             INSERT_REWARD,
             meta.event_id,
             "rewarded" if isinstance(event, Rewarded) else "loyalty_points",
@@ -51,7 +48,7 @@ async def handle(conn: Connection, meta: Meta, event: RewardActivity) -> None:
 
     redemption = require(data.reward_redemption, "data.reward_redemption")
     redemption_id = require(redemption.get("id"), "data.reward_redemption.id")
-    await conn.execute(
+    w.add(
         UPSERT_REWARD_REDEMPTION,
         str(redemption_id),
         meta.type.rsplit(".", 1)[1],  # customer.reward_redemptions.<status>

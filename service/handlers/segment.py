@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from service.db import Connection
 from service.events.segments import SegmentActivity, SegmentEntered
-from service.handlers import Meta, _entities, require
+from service.handlers import Meta, Writes, _entities, require
 from service.handlers._sql import NEWER
 
 # Entry and exit times only ever move forward, so any arrival order gives the same row;
@@ -22,15 +21,15 @@ ON CONFLICT (customer_id, segment_id) DO UPDATE SET
 """  # noqa: S608 - NEWER is a constant; values are $n parameters
 
 
-async def handle(conn: Connection, meta: Meta, event: SegmentActivity) -> None:
+def handle(w: Writes, meta: Meta, event: SegmentActivity) -> None:
     customer = require(event.data.customer, "data.customer")
     customer_id = require(customer.id, "data.customer.id")
     segment = require(event.data.segment, "data.segment")
     segment_id = require(segment.id, "data.segment.id")
     # Segment events carry the full customer, summary included.
-    await _entities.full_customer(conn, meta, customer, customer_id)
+    _entities.full_customer(w, meta, customer, customer_id)
     entered = isinstance(event, SegmentEntered)
-    await conn.execute(
+    w.add(
         UPSERT_MEMBERSHIP,
         customer_id,
         segment_id,

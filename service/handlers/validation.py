@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from service.db import Connection
 from service.events.times import parse_time
 from service.events.validations import ValidationActivity
-from service.handlers import Meta, _entities, require
+from service.handlers import Meta, Writes, _entities, require
 from service.handlers._sql import upsert
 
 UPSERT_VALIDATION = upsert(
@@ -15,11 +14,11 @@ UPSERT_VALIDATION = upsert(
 )  # fmt: skip
 
 
-async def handle(conn: Connection, meta: Meta, event: ValidationActivity) -> None:
+def handle(w: Writes, meta: Meta, event: ValidationActivity) -> None:
     validation = require(event.data.validation, "data.validation")
     validation_id = require(validation.id, "data.validation.id")
-    customer_id = await _entities.customer_stub(conn, meta, event.data.customer)
-    await conn.execute(
+    customer_id = _entities.customer_stub(w, meta, event.data.customer)
+    w.add(
         UPSERT_VALIDATION,
         validation_id,
         validation.session_id,

@@ -7,10 +7,9 @@ Writes the voucher with its balances to `vouchers`, the movement to
 
 from __future__ import annotations
 
-from service.db import Connection
 from service.events.times import parse_date, parse_time
 from service.events.vouchers import VoucherActivity, VoucherDeleted
-from service.handlers import Meta, _entities, require
+from service.handlers import Meta, Writes, _entities, require
 from service.handlers._sql import upsert
 
 UPSERT_BUCKET = upsert(
@@ -25,22 +24,22 @@ UPSERT_PENDING = upsert(
 )  # fmt: skip
 
 
-async def handle(conn: Connection, meta: Meta, event: VoucherActivity) -> None:
+def handle(w: Writes, meta: Meta, event: VoucherActivity) -> None:
     data = event.data
     voucher = require(data.voucher, "data.voucher")
     voucher_id = require(voucher.id, "data.voucher.id")
-    customer_id = await _entities.customer_stub(conn, meta, data.customer)
-    await _entities.voucher(conn, meta, voucher, holder_id=customer_id)
-    await _entities.voucher(conn, meta, data.source_voucher)
-    await _entities.voucher(conn, meta, data.destination_voucher)
-    await _entities.transaction(conn, meta, data.transaction)
+    customer_id = _entities.customer_stub(w, meta, data.customer)
+    _entities.voucher(w, meta, voucher, holder_id=customer_id)
+    _entities.voucher(w, meta, data.source_voucher)
+    _entities.voucher(w, meta, data.destination_voucher)
+    _entities.transaction(w, meta, data.transaction)
     if isinstance(event, VoucherDeleted):
-        await _entities.mark_voucher_deleted(conn, meta, voucher_id)
+        _entities.mark_voucher_deleted(w, meta, voucher_id)
 
     for bucket in data.buckets or []:
         if not bucket.id:
             continue
-        await conn.execute(
+        w.add(
             UPSERT_BUCKET,
             bucket.id,
             bucket.campaign_id,
@@ -54,10 +53,8 @@ async def handle(conn: Connection, meta: Meta, event: VoucherActivity) -> None:
 
     pending = data.pending_points
     if pending is not None and pending.id:
-        order_id = await _entities.order(
-            conn, meta, data.order, full=False, customer_id=customer_id
-        )
-        await conn.execute(
+        order_id = _entities.order(w, meta, data.order, full=False, customer_id=customer_id)
+        w.add(
             UPSERT_PENDING,
             pending.id,
             # customer.voucher.loyalty_card.pending_points.<status>
