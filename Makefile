@@ -10,7 +10,7 @@ export VOUCHERIFY_WEBHOOK_SECRET ?= local-dev-secret
 SAMPLE := tests/fixtures/events/customer.order.paid.json
 
 .DEFAULT_GOAL := help
-.PHONY: help install run migrate replay docs test lint bench-export fixtures clean
+.PHONY: help install run migrate replay docs test lint bench bench-export fixtures clean
 
 help: ## show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -48,6 +48,11 @@ lint: $(STAMP) ## ruff, ruff format --check and mypy --strict
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+
+bench: $(STAMP) ## service vs no-op ceiling vs naive receiver under wrk (installs wrk if missing)
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk) \
+		|| { echo "install wrk (Debian/Ubuntu: apt-get install wrk)"; exit 1; }
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 bench-export: $(STAMP) ## export 1,000,000 orders: rows/s and peak RSS vs a fetch-all baseline
 	$(PY) bench/export_rows.py --rows $${ROWS:-1000000}

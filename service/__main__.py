@@ -41,19 +41,24 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     structlog.get_logger("service").info(
         "starting", **{**settings.describe(), "host": host, "port": port}
     )
-    config = uvicorn.Config(
-        create_app(settings, url),
-        host=host,
-        port=port,
+    common = {
+        "host": host,
+        "port": port,
         # The receiver logs one structured line per delivery; uvicorn's access log would
         # be a second, unstructured one.
-        access_log=False,
-        log_config=None,
-        proxy_headers=True,
-        timeout_graceful_shutdown=args.grace,
-        server_header=False,
-    )
-    uvicorn.Server(config).run()
+        "access_log": False,
+        "log_config": None,
+        "proxy_headers": True,
+        "timeout_graceful_shutdown": args.grace,
+        "server_header": False,
+    }
+    workers = args.workers or settings.workers
+    if workers > 1:
+        # Each worker imports the app factory; they share the port and the database.
+        os.environ["DATABASE_URL"] = url
+        uvicorn.run("service.app:from_env", factory=True, workers=workers, **common)
+        return 0
+    uvicorn.Server(uvicorn.Config(create_app(settings, url), **common)).run()
     return 0
 
 
@@ -234,6 +239,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=None, help="port (default: PORT or 8000)")
     p.add_argument(
         "--grace", type=int, default=20, help="seconds to finish in-flight deliveries on SIGTERM"
+    )
+    p.add_argument(
+        "--workers", type=int, default=None, help="worker processes (default: WORKERS or 1)"
     )
     p.set_defaults(func=cmd_serve)
 

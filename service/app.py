@@ -234,3 +234,15 @@ def create_app(settings: Settings, database_url: str) -> Starlette:
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.service = state
     return app
+
+
+def from_env() -> Starlette:
+    """App factory for `serve --workers N`: each worker process builds its own app (and its
+    own pool, writer and export runner) from the environment the parent prepared."""
+    from service import log as service_log  # noqa: PLC0415
+
+    settings = Settings.from_env()
+    service_log.configure(settings.log_level, settings.log_format)
+    if not settings.database_url:
+        raise RuntimeError("serve sets DATABASE_URL for its workers")
+    return create_app(settings, settings.database_url)

@@ -22,6 +22,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_format: str = "json"
     host: str = "127.0.0.1"
     port: int = 8000
+    workers: int = 1
     max_body_bytes: int = 1024 * 1024
     # Voucherify gives up after 10 s; answering 503 well before that lets it retry cleanly.
     write_timeout_seconds: float = 5.0
@@ -50,6 +51,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 log_format=env.get("LOG_FORMAT", "json").lower(),
                 host=env.get("HOST", "127.0.0.1"),
                 port=int(env.get("PORT", "8000")),
+                workers=int(env.get("WORKERS", "1")),
                 max_body_bytes=int(env.get("MAX_BODY_BYTES", str(1024 * 1024))),
                 write_timeout_seconds=float(env.get("WRITE_TIMEOUT_SECONDS", "5")),
                 retry_after_seconds=int(env.get("RETRY_AFTER_SECONDS", "5")),
@@ -83,6 +85,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "api_keys": [app_id for app_id, _ in self.api_keys],
             "host": self.host,
             "port": self.port,
+            "workers": self.workers,
             "max_body_bytes": self.max_body_bytes,
             "write_timeout_seconds": self.write_timeout_seconds,
             "db_pool_size": self.db_pool_size,

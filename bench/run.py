@@ -1,0 +1,286 @@
+"""`make bench`: the service against the HTTP ceiling and a naive receiver, same run.
+
+    python bench/run.py [--events 60000] [--connections 64]
+
+Starts Postgres (DATABASE_URL's server, or the embedded one), then each receiver in turn
+with uvicorn, one worker, on loopback, and drives it with wrk replaying the same pre-signed
+deliveries (all families, 1-3 KB bodies, ~5% retries; bench/events.py):
+
+- ceiling: a no-op Starlette endpoint (bench/baselines.py: noop);
+- baseline: verify + one INSERT per request (bench/baselines.py: naive);
+- service: `python -m service serve` with its production settings, signatures on;
+- service at 80%: the service again, rate-limited to 80% of its measured throughput.
+
+Prints events/s, p50/p99 latency, errors, server RSS and CPU for each, the ratios, and
+checks that every acknowledged event is in the database exactly once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.events import events  # noqa: E402
+from service import db, migrate  # noqa: E402
+from tests.conftest import free_port, with_db  # noqa: E402
+
+SECRET = "bench-webhook-secret"
+WRK_THREADS = 1
+
+
+@dataclass
+class Result:
+    name: str
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    requests: int
+    rss_mb: float
+    cpu_percent: float
+    acked: int = 0
+    stored: int | None = None
+
+
+def server_url() -> str:
+    if url := os.environ.get("DATABASE_URL"):
+        return url
+    from service import embedded  # noqa: PLC0415
+
+    return embedded.start(ROOT / ".data")
+
+
+async def _admin(url: str, sql: str) -> None:
+    conn = await db.connect(with_db(url, "postgres"))
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+def fresh_database(server: str) -> str:
+    name = f"vh_bench_{secrets.token_hex(4)}"
+    asyncio.run(_admin(server, f'CREATE DATABASE "{name}"'))
+    url = with_db(server, name)
+    migrate.upgrade(url)
+    return url
+
+
+def drop_database(server: str, url: str) -> None:
+    name = url.partition("?")[0].rsplit("/", 1)[1]
+    asyncio.run(_admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def write_requests(directory: Path, count: int, seed: int) -> str:
+    """Request files for wrk (one per thread), and a small separate set for warming up."""
+    prefix = str(directory / f"requests-{seed}")
+    for name, n_events, event_seed in ((prefix, count, seed), (prefix + "-warmup", 2000,
+                                                                1000 + seed)):  # fmt: skip
+        files = [open(f"{name}.{n}", "w") for n in range(WRK_THREADS)]  # noqa: SIM115
+        try:
+            for i, (_, signature, body) in enumerate(events(n_events, SECRET, event_seed)):
+                files[i % WRK_THREADS].write(f"{signature}\t{body.decode()}\n")
+        finally:
+            for f in files:
+                f.close()
+    return prefix
+
+
+def start(command: list[str], env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"{command} exited with {process.returncode}")
+        try:
+            with __import__("socket").create_connection(("127.0.0.1", port), timeout=0.2):
+                return process
+        except OSError:
+            time.sleep(0.1)
+    process.kill()
+    raise SystemExit(f"{command} did not listen on {port}")
+
+
+def run_wrk(port: int, prefix: str, connections: int, delay_ms: float, seconds: int) -> str:
+    command = ["wrk", f"-t{WRK_THREADS}", f"-c{connections}", f"-d{seconds}s", "--latency",
+               "-s", str(ROOT / "bench" / "webhooks.lua"), f"http://127.0.0.1:{port}",
+               "--", prefix, f"{delay_ms:.3f}"]  # fmt: skip
+    return subprocess.run(command, capture_output=True, text=True, check=True).stdout
+
+
+def _ms(text: str) -> float:
+    value, unit = re.match(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def parse_wrk(output: str) -> tuple[float, float, float, int, int]:
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"50%\s+(\S+)", output).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"99%\s+(\S+)", output).group(1))  # type: ignore[union-attr]
+    requests = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
+    errors_match = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), "
+                              r"timeout (\d+)", output)  # fmt: skip
+    errors = int(errors_match.group(1)) if errors_match else 0
+    if socket_errors:
+        errors += sum(int(g) for g in socket_errors.groups())
+    return rps, p50, p99, errors, requests
+
+
+def _tree_cpu(process: psutil.Process) -> float:
+    procs = [process, *process.children(recursive=True)]
+    return float(sum(p.cpu_times().user + p.cpu_times().system for p in procs))
+
+
+def _tree_rss_mb(process: psutil.Process) -> float:
+    """RSS of the largest worker (the target is per worker)."""
+    procs = [process, *process.children(recursive=True)]
+    return float(max(p.memory_info().rss for p in procs)) / 2**20
+
+
+def measure(name: str, command: list[str], env: dict[str, str], prefix: str,
+            connections: int, seconds: int, delay_ms: float = 0.0) -> Result:  # fmt: skip
+    port = free_port()
+    process = start([*command, "--port", str(port)], env, port)
+    server = psutil.Process(process.pid)
+    try:
+        cpu_before = _tree_cpu(server)
+        started = time.monotonic()
+        # Warm up (imports, pool, JIT-free but cache-hot paths) before measuring.
+        run_wrk(port, prefix + "-warmup", 8, 0.0, 2)
+        output = run_wrk(port, prefix, connections, delay_ms, seconds)
+        wall = time.monotonic() - started
+        cpu_after = _tree_cpu(server)
+        rss = _tree_rss_mb(server)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    cpu = (cpu_after - cpu_before) / wall
+    rps, p50, p99, errors, requests = parse_wrk(output)
+    return Result(name, rps, p50, p99, errors, requests, rss, cpu * 100)
+
+
+def check_stored(url: str, prefix: str, result: Result) -> None:
+    acked: set[str] = set()
+    for n in range(WRK_THREADS):
+        path = Path(f"{prefix}.{n}.acked")
+        if path.exists():
+            acked.update(line for line in path.read_text().splitlines() if line)
+
+    async def count() -> int:
+        conn = await db.connect(url)
+        try:
+            stored: int = await conn.fetchval(
+                "SELECT count(*) FROM events WHERE id = ANY($1::text[])", list(acked)
+            )
+            return stored
+        finally:
+            await conn.close()
+
+    result.acked = len(acked)
+    result.stored = asyncio.run(count())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument(
+        "--events",
+        type=int,
+        default=100000,
+        help="distinct deliveries prepared per run (more than a run sends)",
+    )
+    parser.add_argument("--seconds", type=int, default=10, help="length of each measured run")
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="also measure the service with this many worker processes",
+    )
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed: apt-get install -y wrk (make bench does it)")
+
+    server = server_url()
+    python = sys.executable
+    uvicorn = [python, "-m", "uvicorn", "--no-access-log", "--log-level", "warning",
+               "--host", "127.0.0.1"]  # fmt: skip
+    base_env = {**os.environ, "VOUCHERIFY_WEBHOOK_SECRET": SECRET, "PYTHONPATH": str(ROOT)}
+    results: list[Result] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp)
+        print(f"generating {args.events:,} signed deliveries per run ...", flush=True)
+        runs = [
+            ("ceiling (no-op Starlette)", [*uvicorn, "bench.baselines:noop"], False),
+            ("baseline (1 INSERT/request)", [*uvicorn, "--factory", "bench.baselines:naive"],
+             True),
+            ("service", [python, "-m", "service", "serve"], True),
+        ]  # fmt: skip
+        if args.workers > 1:
+            runs.append((f"service ({args.workers} workers)",
+                         [python, "-m", "service", "serve", "--workers", str(args.workers)],
+                         True))  # fmt: skip
+        for seed, (name, command, stores) in enumerate(runs, start=1):
+            prefix = write_requests(directory, args.events, seed)
+            url = fresh_database(server) if stores else None
+            env = {**base_env, **({"DATABASE_URL": url} if url else {})}
+            try:
+                result = measure(name, command, env, prefix, args.connections, args.seconds)
+                if url:
+                    check_stored(url, prefix, result)
+            finally:
+                if url:
+                    drop_database(server, url)
+            results.append(result)
+            if result.requests > args.events:
+                print(f"  note: {name} sent {result.requests:,} requests for {args.events:,} "
+                      "prepared deliveries; the rest were retries (raise --events)")  # fmt: skip
+            print(f"  {name}: {result.rps:,.0f} events/s", flush=True)
+
+        service = results[2]
+        target = service.rps * 0.8
+        prefix = write_requests(directory, args.events, seed=9)
+        url = fresh_database(server)
+        try:
+            delay = args.connections / target * 1000
+            result = measure("service at 80% rate", [python, "-m", "service", "serve"],
+                             {**base_env, "DATABASE_URL": url}, prefix, args.connections,
+                             args.seconds, delay)  # fmt: skip
+            check_stored(url, prefix, result)
+        finally:
+            drop_database(server, url)
+        results.append(result)
+
+    print(f"\n{'receiver':<29}{'events/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
+          f"{'RSS MB':>8}{'CPU %':>7}{'acked':>9}{'stored':>9}")  # fmt: skip
+    for r in results:
+        stored = "-" if r.stored is None else f"{r.stored:,}"
+        acked = "-" if r.stored is None else f"{r.acked:,}"
+        print(f"{r.name:<29}{r.rps:>10,.0f}{r.p50_ms:>9.1f}{r.p99_ms:>9.1f}{r.errors:>8}"
+              f"{r.rss_mb:>8.0f}{r.cpu_percent:>7.0f}{acked:>9}{stored:>9}")  # fmt: skip
+    ceiling, baseline, service, paced = results[0], results[1], results[2], results[-1]
+    print(f"\nservice/ceiling  {service.rps / ceiling.rps:.2f}  (target >= 0.50)")
+    print(f"service/baseline {service.rps / baseline.rps:.2f}  (target >= 2.5)")
+    print(f"p99 at 80% of service throughput: {paced.p99_ms:.1f} ms  (target < 50 ms)")
+    lost = [r.name for r in results if r.stored is not None and r.stored != r.acked]
+    print("every acknowledged event stored exactly once:", "yes" if not lost else f"NO: {lost}")
+
+
+if __name__ == "__main__":
+    main()
