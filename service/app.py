@@ -115,14 +115,18 @@ async def receive_webhook(request: Request) -> Response:
     except Saturated:
         return finish(_unavailable(settings, request_id), "error", reason="queue full")
     except db.UNAVAILABLE as exc:
-        return finish(_unavailable(settings, request_id), "error", reason=type(exc).__name__)
+        return finish(
+            _unavailable(settings, request_id), "error", reason=f"{type(exc).__name__}: {exc}"
+        )
     except db.REJECTED_VALUES as exc:
         # Valid JSON that Postgres' jsonb cannot hold (e.g. a \u0000 in a string).
         message = f"payload cannot be stored: {exc}"
         return refuse(400, "unstorable_payload", message)
     except Exception as exc:  # never a 500: Voucherify retries a 503
         log.exception("webhook write failed", event_id=incoming.event_id, request_id=request_id)
-        return finish(_unavailable(settings, request_id), "error", reason=type(exc).__name__)
+        return finish(
+            _unavailable(settings, request_id), "error", reason=f"{type(exc).__name__}: {exc}"
+        )
 
     status = 200 if written.outcome is Outcome.DUPLICATE else 202
     body_out = {"event_id": incoming.event_id, "outcome": written.outcome.value}

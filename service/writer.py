@@ -219,8 +219,12 @@ class Writer:
                 return await commit(conn, batch), {}
             except UNAVAILABLE:
                 raise
-            except Exception:  # noqa: BLE001 - find the bad event below
-                log.warning("batch failed; writing its events one by one", events=len(batch))
+            except Exception as exc:  # noqa: BLE001 - find the bad event below
+                log.warning(
+                    "batch failed; writing its events one by one",
+                    events=len(batch),
+                    error=f"{type(exc).__name__}: {exc}",
+                )
             new: set[str] = set()
             failed: dict[str, Exception] = {}
             for prepared in batch:

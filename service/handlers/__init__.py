@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from service.handlers._sql import Statement
+
 if TYPE_CHECKING:
     from service.db import Connection
 
@@ -43,9 +45,9 @@ class Writes:
     events' rows in sequence (newer-wins upserts, insert-once appends).
     """
 
-    rows: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)
+    rows: dict[str | Statement, list[tuple[Any, ...]]] = field(default_factory=dict)
 
-    def add(self, statement: str, *args: Any) -> None:
+    def add(self, statement: str | Statement, *args: Any) -> None:
         self.rows.setdefault(statement, []).append(args)
 
     def extend(self, other: Writes) -> None:
@@ -56,9 +58,38 @@ class Writes:
         return sum(len(rows) for rows in self.rows.values())
 
     async def apply(self, conn: Connection) -> None:
-        """Run every statement once over all its rows (asyncpg pipelines executemany)."""
+        """Run every statement once over all its rows: as one `unnest` statement where
+        the statement allows it (rows reduced to one per key first), else pipelined by
+        asyncpg's executemany."""
+        types = _COLUMN_TYPES or await _load_column_types(conn)
         for statement, rows in self.rows.items():
-            await conn.executemany(statement, rows)
+            if isinstance(statement, str):
+                await conn.executemany(statement, rows)
+                continue
+            set_based = statement.set_based(types) if len(rows) > 1 else None
+            if set_based is None:
+                await conn.executemany(statement.sql, rows)
+                continue
+            reduced = statement.reduce(rows)
+            await conn.execute(set_based, *(list(column) for column in zip(*reduced, strict=True)))
+
+
+# (table, column) -> SQL type, read once per process from the migrated schema.
+_COLUMN_TYPES: dict[tuple[str, str], str] = {}
+
+COLUMN_TYPES = """
+SELECT c.relname AS table, a.attname AS column, format_type(a.atttypid, a.atttypmod) AS type
+FROM pg_attribute a
+JOIN pg_class c ON c.oid = a.attrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = current_schema() AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped
+"""
+
+
+async def _load_column_types(conn: Connection) -> dict[tuple[str, str], str]:
+    for row in await conn.fetch(COLUMN_TYPES):
+        _COLUMN_TYPES[(row["table"], row["column"])] = row["type"]
+    return _COLUMN_TYPES
 
 
 def require(value: T | None, path: str) -> T:
