@@ -44,10 +44,12 @@ docs: $(STAMP) ## regenerate docs/schema.md from a migrated database's comments
 test: $(STAMP) ## run every test (DATABASE_URL, or embedded Postgres)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-lint: $(STAMP) ## ruff, ruff format --check and mypy --strict
+lint: $(STAMP) ## ruff, ruff format --check, mypy --strict, deployment manifests
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/kubernetes-validate --strict --quiet deploy/k8s/*.yaml
+	$(VENV)/bin/check-jsonschema --builtin-schema vendor.compose-spec deploy/docker-compose.yml
 
 bench: $(STAMP) ## service vs no-op ceiling vs naive receiver under wrk (installs wrk if missing)
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk) \

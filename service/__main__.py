@@ -46,7 +46,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         "port": port,
         # The receiver logs one structured line per delivery; uvicorn's access log would
         # be a second, unstructured one.
-        "access_log": False,
+        "access_log": settings.access_log,
         "log_config": None,
         "proxy_headers": True,
         "timeout_graceful_shutdown": args.grace,

@@ -23,6 +23,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
+    # One JSON line per request from uvicorn, besides the receiver's own delivery line.
+    access_log: bool = False
     max_body_bytes: int = 1024 * 1024
     # Voucherify gives up after 10 s; answering 503 well before that lets it retry cleanly.
     write_timeout_seconds: float = 5.0
@@ -52,6 +54,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 host=env.get("HOST", "127.0.0.1"),
                 port=int(env.get("PORT", "8000")),
                 workers=int(env.get("WORKERS", "1")),
+                access_log=_flag(env.get("ACCESS_LOG", "")),
                 max_body_bytes=int(env.get("MAX_BODY_BYTES", str(1024 * 1024))),
                 write_timeout_seconds=float(env.get("WRITE_TIMEOUT_SECONDS", "5")),
                 retry_after_seconds=int(env.get("RETRY_AFTER_SECONDS", "5")),
@@ -86,6 +89,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "host": self.host,
             "port": self.port,
             "workers": self.workers,
+            "access_log": self.access_log,
             "max_body_bytes": self.max_body_bytes,
             "write_timeout_seconds": self.write_timeout_seconds,
             "db_pool_size": self.db_pool_size,

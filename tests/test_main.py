@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import psutil
 
-from service import migrate, signing
+from service import db, migrate, signing
 from tests.conftest import WEBHOOK, compact_json, free_port, load_fixture, schema_revision
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,10 +42,11 @@ def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]
 
 
 @contextmanager
-def serving(env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+def serving(env: dict[str, str], *args: str) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     """`python -m service serve` on a free loopback port, until ready or failed."""
     port = free_port()
-    command = [sys.executable, "-m", "service", "serve", "--port", str(port), "--grace", "5"]
+    command = [sys.executable, "-m", "service", "serve", "--port", str(port), "--grace", "5",
+               *args]  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     with subprocess.Popen(
         command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
@@ -142,3 +146,63 @@ def test_replay_prints_its_rate_and_counts(database_url: str) -> None:
     assert result.returncode == 0, result.stderr
     assert "events/s" in result.stderr
     assert "quarantined" in result.stderr
+
+
+def test_two_replicas_receiving_the_same_events_store_each_once(database_url: str) -> None:
+    """Horizontal scaling: two service processes on one database, every event delivered
+    to both at once (as a load balancer and Voucherify's retries can), lose and double
+    nothing."""
+    secret = "replica-secret"
+    env = cli_env(DATABASE_URL=database_url, VOUCHERIFY_WEBHOOK_SECRET=secret)
+    bodies = []
+    for n in range(40):
+        activity = load_fixture("customer.order.paid") | {"id": f"evcus_replica_{n}"}
+        activity["data"]["order"]["id"] = f"ord_replica_{n}"
+        bodies.append(compact_json(activity))
+    with serving(env) as (_, first), serving(env) as (_, second):
+
+        def deliver(pair: tuple[str, bytes]) -> int:
+            base, body = pair
+            headers = {"content-type": "application/json",
+                       "x-voucherify-signature": signing.sign(secret, body)}  # fmt: skip
+            return httpx.post(f"{base}{WEBHOOK}", content=body, headers=headers,
+                              timeout=10).status_code  # fmt: skip
+
+        pairs = [(base, body) for body in bodies for base in (first, second)]
+        with ThreadPoolExecutor(16) as pool:
+            statuses = list(pool.map(deliver, pairs))
+
+    assert sorted(set(statuses)) == [200, 202]
+    assert statuses.count(202) == 40
+
+    async def counts() -> tuple[int, int]:
+        conn = await db.connect(database_url)
+        try:
+            events = await conn.fetchval(
+                "SELECT count(*) FROM events WHERE id LIKE 'evcus_replica_%'"
+            )
+            orders = await conn.fetchval(
+                "SELECT count(*) FROM orders WHERE id LIKE 'ord_replica_%'"
+            )
+            return events, orders
+        finally:
+            await conn.close()
+
+    assert asyncio.run(counts()) == (40, 40)
+
+
+def test_serve_with_several_workers_shares_one_port(database_url: str) -> None:
+    secret = "workers-secret"
+    env = cli_env(DATABASE_URL=database_url, VOUCHERIFY_WEBHOOK_SECRET=secret)
+    body = compact_json(load_fixture("customer.created") | {"id": "evcus_workers_1"})
+    with serving(env, "--workers", "2") as (process, base):
+        response = httpx.post(
+            f"{base}{WEBHOOK}",
+            content=body,
+            headers={"content-type": "application/json",
+                     "x-voucherify-signature": signing.sign(secret, body)},
+            timeout=10,
+        )  # fmt: skip
+        workers = psutil.Process(process.pid).children()
+    assert response.status_code == 202
+    assert len(workers) >= 2
