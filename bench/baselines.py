@@ -41,9 +41,15 @@ class _Head(msgspec.Struct):
 
 _HEAD = msgspec.json.Decoder(_Head)
 
+# Its own table: one INSERT per request, the simplest thing that stores each event once.
+TABLE = """
+CREATE TABLE IF NOT EXISTS naive_events (
+    id text PRIMARY KEY, type text NOT NULL, payload jsonb NOT NULL,
+    received_at timestamptz NOT NULL DEFAULT now()
+)
+"""
 INSERT = """
-INSERT INTO events (id, type, family, status, payload) VALUES ($1, $2, 'naive', 'processed', $3)
-ON CONFLICT (id) DO NOTHING
+INSERT INTO naive_events (id, type, payload) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING
 """
 
 
@@ -66,6 +72,7 @@ def naive() -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         nonlocal pool
         pool = await asyncpg.create_pool(os.environ["DATABASE_URL"], min_size=10, max_size=10)
+        await pool.execute(TABLE)
         yield
         await pool.close()
 

@@ -176,7 +176,7 @@ def measure(name: str, command: list[str], env: dict[str, str], prefix: str,
     return Result(name, rps, p50, p99, errors, requests, rss, cpu * 100)
 
 
-def check_stored(url: str, prefix: str, result: Result) -> None:
+def check_stored(url: str, prefix: str, result: Result, table: str = "events") -> None:
     acked: set[str] = set()
     for n in range(WRK_THREADS):
         path = Path(f"{prefix}.{n}.acked")
@@ -187,7 +187,7 @@ def check_stored(url: str, prefix: str, result: Result) -> None:
         conn = await db.connect(url)
         try:
             stored: int = await conn.fetchval(
-                "SELECT count(*) FROM events WHERE id = ANY($1::text[])", list(acked)
+                f"SELECT count(*) FROM {table} WHERE id = ANY($1::text[])", list(acked)
             )
             return stored
         finally:
@@ -243,7 +243,8 @@ def main() -> None:
             try:
                 result = measure(name, command, env, prefix, args.connections, args.seconds)
                 if url:
-                    check_stored(url, prefix, result)
+                    table = "naive_events" if "baselines:naive" in command[-1] else "events"
+                    check_stored(url, prefix, result, table)
             finally:
                 if url:
                     drop_database(server, url)

@@ -32,6 +32,11 @@ def _run(connection: Connection) -> None:
         context.configure(connection=connection, transaction_per_migration=True)
         with context.begin_transaction():
             context.run_migrations()
+    except BaseException:
+        # A failed revision leaves the transaction aborted: end it, so the unlock (and the
+        # original error, not a secondary one) gets through.
+        connection.rollback()
+        raise
     finally:
         connection.execute(text(f"SELECT pg_advisory_unlock({MIGRATION_LOCK_ID})"))
         connection.commit()

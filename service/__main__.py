@@ -217,6 +217,27 @@ def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_retention(settings: Settings, args: argparse.Namespace) -> int:
+    """Drop months of raw events older than --keep-months (archive them first)."""
+    import asyncio  # noqa: PLC0415
+
+    from service import db, partitions  # noqa: PLC0415
+
+    url = database_url(settings)
+
+    async def run() -> list[str]:
+        conn = await db.connect(url)
+        try:
+            return await partitions.drop_old(conn, args.keep_months, dry_run=not args.yes)
+        finally:
+            await conn.close()
+
+    old = asyncio.run(run())
+    verb = "dropped" if args.yes else "would drop (add --yes)"
+    print(f"{verb}: {', '.join(old) or 'nothing'}", file=sys.stderr)
+    return 0
+
+
 def cmd_sign(settings: Settings, args: argparse.Namespace) -> int:
     """Print the x-voucherify-signature for a file, as Voucherify would compute it."""
     if not settings.webhook_secrets:
@@ -269,6 +290,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("object", choices=objects)
     p.add_argument("file", help="the CSV file")
     p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("retention", help="drop months of raw events older than --keep-months")
+    p.add_argument("--keep-months", type=int, required=True, help="months to keep, this one too")
+    p.add_argument("--yes", action="store_true", help="really drop (default: say what would go)")
+    p.set_defaults(func=cmd_retention)
 
     p = sub.add_parser("schema-doc", help="print docs/schema.md from the database's comments")
     p.set_defaults(func=cmd_schema_doc)

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from service import db, signing
+from service import db, partitions, signing
 from service.config import Settings
 from service.exports import api as exports_api
 from service.exports.jobs import ExportRunner
@@ -219,6 +219,7 @@ def create_app(settings: Settings, database_url: str) -> Starlette:
         )
         state.writer.start()
         state.metrics.watch_queue(lambda: state.writer.depth if state.writer else 0)
+        maintenance = asyncio.create_task(partitions.keep_ready(state.pool), name="partitions")
         worker = None
         if settings.export_worker:
             state.exports = ExportRunner(state.pool)
@@ -226,10 +227,11 @@ def create_app(settings: Settings, database_url: str) -> Starlette:
         try:
             yield
         finally:
-            if worker is not None:
-                worker.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await worker
+            for task in (worker, maintenance):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             writer, state.writer = state.writer, None
             await writer.stop()
             pool, state.pool = state.pool, None

@@ -74,16 +74,18 @@ SELECT family, last_received_at, since_last_received, quarantined FROM ingestion
 """
 
 RELATIONS = """
-SELECT c.relname AS name, c.relkind::text AS kind, obj_description(c.oid) AS comment,
+SELECT c.relname AS name,
+       CASE c.relkind WHEN 'p' THEN 'r' ELSE c.relkind::text END AS kind,
+       obj_description(c.oid) AS comment,
        (SELECT string_agg(a.attname, ', ' ORDER BY k.ord)
         FROM pg_index i
         CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k (attnum, ord)
         JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
         WHERE i.indrelid = c.oid AND i.indisprimary) AS key
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'v')
+WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p', 'v') AND NOT c.relispartition
   AND c.relname <> 'alembic_version'
-ORDER BY c.relkind, c.relname = 'events' DESC, c.relname
+ORDER BY 2, c.relname = 'events' DESC, c.relname
 """
 
 COLUMNS = """

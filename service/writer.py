@@ -8,9 +8,9 @@ commits the next one gathers, so the batch size follows the load.
 
 Guarantees:
 - A 2xx is only sent after the commit that holds the event.
-- The raw insert is `ON CONFLICT (id) DO NOTHING`, and duplicates inside a batch are
-  answered `duplicate` before the insert: retries, both wire shapes and racing deliveries
-  leave exactly one row.
+- The raw insert goes through `event_ids` (`ON CONFLICT (id) DO NOTHING`), and duplicates
+  inside a batch are answered `duplicate` before the insert: retries, both wire shapes and
+  racing deliveries leave exactly one row, whatever month it is stored in.
 - An event whose handler fails is stored quarantined in the same batch. If the batch
   itself fails in Postgres, its events are retried one by one, so one bad event cannot
   take others down; one that still fails is stored quarantined with the database's error.
@@ -39,13 +39,24 @@ from service.routing import UNKNOWN, normalize
 
 log = structlog.get_logger("service.writer")
 
+# `event_ids` decides what is new (its primary key spans every month of the partitioned
+# `events`); only new events are inserted, in the same statement.
 INSERT_EVENTS = """
+WITH batch AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                         $6::jsonb[], $7::timestamptz[], $8::timestamptz[], $9::text[],
+                         $10::text[], $11::text[], $12::text[])
+        AS b (id, type, family, status, error, payload, created_at, received_at,
+              group_id, customer_id, delivery_id, project_id)
+), new AS (
+    INSERT INTO event_ids (id, received_at)
+    SELECT id, received_at FROM batch
+    ON CONFLICT (id) DO NOTHING
+    RETURNING id
+)
 INSERT INTO events (id, type, family, status, error, payload, created_at, received_at,
                     group_id, customer_id, delivery_id, project_id)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-                     $6::jsonb[], $7::timestamptz[], $8::timestamptz[], $9::text[],
-                     $10::text[], $11::text[], $12::text[])
-ON CONFLICT (id) DO NOTHING
+SELECT b.* FROM batch b JOIN new USING (id)
 RETURNING id
 """
 

@@ -38,7 +38,8 @@ def test_every_table_and_view_an_analyst_sees_is_commented(database_url: str) ->
             rows = await conn.fetch("""
                 SELECT c.relname FROM pg_class c
                 JOIN pg_namespace n ON n.oid = c.relnamespace
-                WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'v')
+                WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p', 'v')
+                  AND NOT c.relispartition
                   AND c.relname <> 'alembic_version' AND obj_description(c.oid) IS NULL
             """)
             return [row["relname"] for row in rows]
@@ -57,7 +58,8 @@ def test_every_column_an_analyst_sees_is_commented(database_url: str) -> None:
                 FROM pg_attribute a
                 JOIN pg_class c ON c.oid = a.attrelid
                 JOIN pg_namespace n ON n.oid = c.relnamespace
-                WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'v')
+                WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p', 'v')
+                  AND NOT c.relispartition
                   AND c.relname <> 'alembic_version'
                   AND a.attnum > 0 AND NOT a.attisdropped
                   AND col_description(c.oid, a.attnum) IS NULL
