@@ -59,6 +59,8 @@ def parse(body: bytes) -> Incoming:
         raise Rejected(422, "invalid_event", f"not a customer activity: {exc}") from None
     except msgspec.DecodeError as exc:
         raise Rejected(400, "invalid_json", f"body is not JSON: {exc}") from None
+    except RecursionError:
+        raise Rejected(400, "json_too_deep", "JSON nested too deeply") from None
 
     event_id = head.event_id
     if not event_id:
@@ -74,6 +76,8 @@ def parse(body: bytes) -> Incoming:
             event = DECODER.decode(body)
         except msgspec.ValidationError as exc:
             decode_error = decode_failure(head.type, exc)
+        except RecursionError:
+            raise Rejected(400, "json_too_deep", "JSON nested too deeply") from None
 
     return Incoming(
         event_id=event_id,
