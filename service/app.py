@@ -9,6 +9,8 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from ipaddress import ip_address
 from typing import Any
 
 import msgspec
@@ -88,6 +90,8 @@ async def receive_webhook(request: Request) -> Response:
     def refuse(status: int, key: str, message: str) -> Response:
         return finish(error_response(status, key, message, request_id), "refused", reason=key)
 
+    if settings.allowed_networks and not _allowed(request, settings):
+        return refuse(403, "forbidden_source", "deliveries are not accepted from this address")
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/json" and not content_type.endswith("+json"):
         return refuse(415, "unsupported_media_type", "send the event as application/json")
@@ -106,6 +110,8 @@ async def receive_webhook(request: Request) -> Response:
     except Rejected as exc:
         return refuse(exc.status, exc.key, exc.message)
     summary.update(event_id=incoming.event_id, type=incoming.type, family=incoming.family)
+    if settings.max_event_age_seconds and _too_old(incoming.created_at, settings):
+        return refuse(422, "event_too_old", "created_at is older than MAX_EVENT_AGE_SECONDS")
 
     if state.writer is None:
         return finish(_unavailable(settings, request_id), "error", reason="not started")
@@ -133,6 +139,23 @@ async def receive_webhook(request: Request) -> Response:
     extra = {"error": written.error} if written.error else {}
     response = json_response(status, body_out, {REQUEST_ID_HEADER: request_id})
     return finish(response, written.outcome.value, **extra)
+
+
+def _allowed(request: Request, settings: Settings) -> bool:
+    host = request.client.host if request.client else ""
+    try:
+        address = ip_address(host)
+    except ValueError:
+        return False
+    return any(address in network for network in settings.allowed_networks)
+
+
+def _too_old(created_at: datetime | None, settings: Settings) -> bool:
+    """An event without a readable created_at cannot prove its age: refused too."""
+    if created_at is None:
+        return True
+    age = datetime.now(UTC) - created_at
+    return age.total_seconds() > settings.max_event_age_seconds
 
 
 def _unavailable(settings: Settings, request_id: str) -> Response:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 
 import msgspec
@@ -36,6 +37,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     writer_queue_limit: int = 5000
     writer_concurrency: int = 2
     data_dir: Path = Path(".data")
+    # Only these source networks may deliver webhooks (empty: any). The client address is
+    # the peer's, or X-Forwarded-For's when the peer is in uvicorn's FORWARDED_ALLOW_IPS.
+    allowed_networks: tuple[IPv4Network | IPv6Network, ...] = ()
+    # Refuse events whose created_at is older than this (0: no limit): limits replays of a
+    # captured, validly signed delivery. Keep it above Voucherify's two-day retry window.
+    max_event_age_seconds: int = 0
     export_token_ttl_seconds: int = 24 * 3600
     # Background export jobs in this process; off for processes that only receive webhooks.
     export_worker: bool = True
@@ -64,6 +71,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 writer_concurrency=int(env.get("WRITER_CONCURRENCY", "2")),
                 data_dir=Path(env.get("DATA_DIR", ".data")),
                 export_token_ttl_seconds=int(env.get("EXPORT_TOKEN_TTL_SECONDS", str(24 * 3600))),
+                allowed_networks=tuple(
+                    ip_network(n) for n in _split(env.get("ALLOWED_SOURCE_NETWORKS", ""))
+                ),
+                max_event_age_seconds=int(env.get("MAX_EVENT_AGE_SECONDS", "0")),
                 export_worker=not _flag(env.get("DISABLE_EXPORT_WORKER", "")),
             )
         except ValueError as exc:
@@ -97,6 +108,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "writer_queue_limit": self.writer_queue_limit,
             "writer_concurrency": self.writer_concurrency,
             "export_token_ttl_seconds": self.export_token_ttl_seconds,
+            "allowed_networks": [str(n) for n in self.allowed_networks],
+            "max_event_age_seconds": self.max_event_age_seconds,
             "export_worker": self.export_worker,
         }
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 from contextlib import AsyncExitStack
+from datetime import UTC, datetime
+from ipaddress import ip_network
 from typing import Any
 
 import httpx
@@ -414,3 +416,37 @@ async def test_probes_answer(client: httpx.AsyncClient) -> None:
     assert health.status_code == 200
     assert ready.status_code == 200
     assert ready.json()["status"] == "ready"
+
+
+async def test_only_allowed_source_networks_may_deliver(
+    database_url: str, conn: db.Connection
+) -> None:
+    """With ALLOWED_SOURCE_NETWORKS set, other addresses get 403 and store nothing."""
+    body = compact_json(load_fixture(ORDER_PAID))
+    for networks, expected in (((ip_network("10.0.0.0/8"),), 403),
+                               ((ip_network("127.0.0.0/8"),), 202)):  # fmt: skip
+        app = create_app(settings(allowed_networks=networks), database_url)
+        async with AsyncExitStack() as stack:
+            client = await start_app(stack, app)
+            response = await client.post(WEBHOOK, content=body, headers=signed(body))
+        assert response.status_code == expected
+    assert await conn.fetchval("SELECT count(*) FROM events") == 1
+
+
+async def test_events_older_than_the_maximum_age_are_refused_when_configured(
+    database_url: str, conn: db.Connection
+) -> None:
+    """MAX_EVENT_AGE_SECONDS bounds how long a captured signed delivery can be replayed."""
+    app = create_app(settings(max_event_age_seconds=3600), database_url)
+    old = load_fixture(ORDER_PAID)  # created 2022-08-30
+    fresh = load_fixture(ORDER_PAID) | {"id": "evcus_fresh"}
+    fresh["created_at"] = datetime.now(UTC).isoformat()
+    async with AsyncExitStack() as stack:
+        client = await start_app(stack, app)
+        answers = [
+            await client.post(WEBHOOK, content=b, headers=signed(b))
+            for b in (compact_json(old), compact_json(fresh))
+        ]
+    assert [a.status_code for a in answers] == [422, 202]
+    assert answers[0].json()["key"] == "event_too_old"
+    assert await conn.fetchval("SELECT array_agg(id) FROM events") == ["evcus_fresh"]
