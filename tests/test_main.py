@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -48,19 +49,28 @@ def serving(env: dict[str, str], *args: str) -> Iterator[tuple[subprocess.Popen[
     command = [sys.executable, "-m", "service", "serve", "--port", str(port), "--grace", "5",
                *args]  # fmt: skip
     base = f"http://127.0.0.1:{port}"
-    with subprocess.Popen(
-        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    ) as process:
+    # Output goes to a file: a pipe nobody reads would fill up and block the server's logging.
+    with (
+        tempfile.NamedTemporaryFile(prefix="serve-", suffix=".log") as log,
+        subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        ) as process,
+    ):
+        OUTPUT[process.pid] = Path(log.name)
         try:
             deadline = time.monotonic() + 30
             while not _healthy(base):
-                assert process.poll() is None, process.stdout.read() if process.stdout else ""
+                assert process.poll() is None, Path(log.name).read_text()
                 assert time.monotonic() < deadline, "server did not come up in 30 s"
                 time.sleep(0.1)
             yield process, base
         finally:
             if process.poll() is None:
                 process.kill()
+
+
+# Where each served process writes its output, by pid (read it before `serving` exits).
+OUTPUT: dict[int, Path] = {}
 
 
 def _healthy(base: str) -> bool:
@@ -98,7 +108,7 @@ def test_a_live_server_stores_a_signed_event_and_stops_cleanly_on_sigterm(
         forged = httpx.post(f"{base}{WEBHOOK}", content=body, headers=headers, timeout=5)
         process.send_signal(signal.SIGTERM)
         code = process.wait(timeout=15)
-        output = process.stdout.read().decode() if process.stdout else ""
+        output = OUTPUT[process.pid].read_text()
 
     assert ready.status_code == 200
     assert good.status_code == 202
