@@ -83,7 +83,10 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
                 desc="replay quarantined" if args.quarantined else "replay",
             ) as bar:
                 return await replay.replay(
-                    conn, quarantined_only=args.quarantined, progress=bar.update
+                    conn,
+                    quarantined_only=args.quarantined,
+                    progress=bar.update,
+                    redact_deleted=settings.redact_deleted_customers,
                 )
         finally:
             await conn.close()

@@ -239,6 +239,7 @@ def create_app(settings: Settings, database_url: str) -> Starlette:
             queue_limit=settings.writer_queue_limit,
             concurrency=settings.writer_concurrency,
             on_batch=state.metrics.observe_batch,
+            redact_deleted=settings.redact_deleted_customers,
         )
         state.writer.start()
         state.metrics.watch_queue(lambda: state.writer.depth if state.writer else 0)

@@ -43,6 +43,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Refuse events whose created_at is older than this (0: no limit): limits replays of a
     # captured, validly signed delivery. Keep it above Voucherify's two-day retry window.
     max_event_age_seconds: int = 0
+    # customer.deleted also removes the customer's personal data (tables and raw payloads).
+    redact_deleted_customers: bool = False
     export_token_ttl_seconds: int = 24 * 3600
     # Background export jobs in this process; off for processes that only receive webhooks.
     export_worker: bool = True
@@ -75,6 +77,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                     ip_network(n) for n in _split(env.get("ALLOWED_SOURCE_NETWORKS", ""))
                 ),
                 max_event_age_seconds=int(env.get("MAX_EVENT_AGE_SECONDS", "0")),
+                redact_deleted_customers=_flag(env.get("REDACT_DELETED_CUSTOMERS", "")),
                 export_worker=not _flag(env.get("DISABLE_EXPORT_WORKER", "")),
             )
         except ValueError as exc:
@@ -110,6 +113,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "export_token_ttl_seconds": self.export_token_ttl_seconds,
             "allowed_networks": [str(n) for n in self.allowed_networks],
             "max_event_age_seconds": self.max_event_age_seconds,
+            "redact_deleted_customers": self.redact_deleted_customers,
             "export_worker": self.export_worker,
         }
 

@@ -73,6 +73,7 @@ async def replay(
     *,
     quarantined_only: bool = False,
     progress: Callable[[int], None] | None = None,
+    redact_deleted: bool = False,
 ) -> Report:
     """Re-derive normalized rows from stored events; see the module docstring."""
     started = time.perf_counter()
@@ -85,7 +86,7 @@ async def replay(
             rows = await conn.fetch(SELECT_PAGE, *after, not quarantined_only, PAGE)
             if not rows:
                 break
-            results = await _replay_page(conn, rows)
+            results = await _replay_page(conn, rows, redact_deleted=redact_deleted)
             changes: list[tuple[str, str, str, str | None]] = []
             for row, (family, status, error) in zip(rows, results, strict=True):
                 report.events += 1
@@ -109,10 +110,12 @@ async def replay(
 Result = tuple[str, str, str | None]  # (family, status, error)
 
 
-async def _replay_page(conn: Connection, rows: list[asyncpg.Record]) -> list[Result]:
+async def _replay_page(
+    conn: Connection, rows: list[asyncpg.Record], *, redact_deleted: bool
+) -> list[Result]:
     """Normalize a page of stored events, all their rows written together like a live batch;
     when that fails in Postgres, event by event, so only the bad one is quarantined."""
-    prepared = [_prepare(row) for row in rows]
+    prepared = [_prepare(row, redact_deleted=redact_deleted) for row in rows]
     writes = Writes()
     for _, w in prepared:
         writes.extend(w)
@@ -139,7 +142,7 @@ async def _replay_page(conn: Connection, rows: list[asyncpg.Record]) -> list[Res
     return [result for result, _ in prepared]
 
 
-def _prepare(row: asyncpg.Record) -> tuple[Result, Writes]:
+def _prepare(row: asyncpg.Record, *, redact_deleted: bool) -> tuple[Result, Writes]:
     """(family, status, error) of one stored event, and the rows it normalizes to."""
     writes = Writes()
     event_type: str = row["type"]
@@ -150,7 +153,7 @@ def _prepare(row: asyncpg.Record) -> tuple[Result, Writes]:
         event = DECODER.decode(row["body"])
     except msgspec.ValidationError as exc:
         return (family, "quarantined", decode_failure(event_type, exc)), writes
-    meta = Meta(event_id=row["id"], at=row["at"], type=event_type)
+    meta = Meta(event_id=row["id"], at=row["at"], type=event_type, redact_deleted=redact_deleted)
     try:
         normalize(writes, meta, family, event)
     except Exception as exc:  # noqa: BLE001 - a failing event is quarantined, the rest go on

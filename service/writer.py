@@ -94,7 +94,7 @@ class Prepared:
         return Outcome.UNKNOWN if self.incoming.family == UNKNOWN else Outcome.PROCESSED
 
 
-def prepare(incoming: Incoming, received_at: datetime) -> Prepared:
+def prepare(incoming: Incoming, received_at: datetime, *, redact_deleted: bool = False) -> Prepared:
     """Run the event's handler; a failure quarantines the event instead of its rows."""
     prepared = Prepared(incoming, received_at, error=incoming.decode_error)
     if incoming.event is not None:
@@ -102,6 +102,7 @@ def prepare(incoming: Incoming, received_at: datetime) -> Prepared:
             event_id=incoming.event_id,
             at=incoming.created_at or received_at,
             type=incoming.type,
+            redact_deleted=redact_deleted,
         )
         try:
             normalize(prepared.writes, meta, incoming.family, incoming.event)
@@ -111,7 +112,24 @@ def prepare(incoming: Incoming, received_at: datetime) -> Prepared:
     return prepared
 
 
-async def commit(conn: Connection, batch: Sequence[Prepared]) -> set[str]:
+# Events arriving after their customer was redacted lose the personal fields at once.
+REDACT_LATE = """
+WITH redacted AS (
+    UPDATE events e SET payload = redact_customer_payload(e.payload)
+    FROM customer_redactions r
+    WHERE e.id = ANY($1::text[]) AND e.customer_id = r.customer_id
+      AND e.payload <> redact_customer_payload(e.payload)
+    RETURNING e.customer_id
+)
+UPDATE customer_redactions r SET events_redacted = r.events_redacted + c.n
+FROM (SELECT customer_id, count(*) AS n FROM redacted GROUP BY 1) c
+WHERE r.customer_id = c.customer_id
+"""
+
+
+async def commit(
+    conn: Connection, batch: Sequence[Prepared], *, redact_deleted: bool = False
+) -> set[str]:
     """Insert the raw events and, for those new, their rows; returns the new event ids."""
     columns: list[list[object]] = [[] for _ in range(12)]
     for p in batch:
@@ -128,6 +146,8 @@ async def commit(conn: Connection, batch: Sequence[Prepared]) -> set[str]:
             if p.incoming.event_id in new:
                 writes.extend(p.writes)
         await writes.apply(conn)
+        if redact_deleted and new:
+            await conn.execute(REDACT_LATE, list(new))
     return new
 
 
@@ -140,6 +160,7 @@ class Writer:
     queue_limit: int = 5000
     concurrency: int = 2
     on_batch: Callable[[int, float], None] | None = None  # (events, seconds), for metrics
+    redact_deleted: bool = False
 
     def __post_init__(self) -> None:
         self._queue: asyncio.Queue[tuple[Incoming, asyncio.Future[Written]]] = asyncio.Queue(
@@ -199,7 +220,7 @@ class Writer:
             if incoming.event_id in first:
                 outcomes.append((future, None))  # a duplicate inside the batch
                 continue
-            prepared = prepare(incoming, received_at)
+            prepared = prepare(incoming, received_at, redact_deleted=self.redact_deleted)
             first[incoming.event_id] = prepared
             outcomes.append((future, prepared))
         batch = list(first.values())
@@ -227,7 +248,7 @@ class Writer:
         """(new event ids, events that could not be stored at all, with the error)."""
         async with self.pool.acquire() as conn:
             try:
-                return await commit(conn, batch), {}
+                return await commit(conn, batch, redact_deleted=self.redact_deleted), {}
             except UNAVAILABLE:
                 raise
             except Exception as exc:  # noqa: BLE001 - find the bad event below
@@ -240,7 +261,7 @@ class Writer:
             failed: dict[str, Exception] = {}
             for prepared in batch:
                 try:
-                    new |= await commit(conn, [prepared])
+                    new |= await commit(conn, [prepared], redact_deleted=self.redact_deleted)
                 except UNAVAILABLE:
                     raise
                 except Exception as exc:  # noqa: BLE001 - isolate the bad event, keep the rest
@@ -248,7 +269,7 @@ class Writer:
                     prepared.error = handler_failure(prepared.incoming.family, exc)
                     prepared.writes = Writes()
                     try:
-                        new |= await commit(conn, [prepared])
+                        new |= await commit(conn, [prepared], redact_deleted=self.redact_deleted)
                     except UNAVAILABLE:
                         raise
                     except Exception as raw_exc:  # noqa: BLE001 - not even the raw event fits

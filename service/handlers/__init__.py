@@ -34,6 +34,8 @@ class Meta:
     # Current-state rows keep it and ignore anything older.
     at: datetime
     type: str
+    # REDACT_DELETED_CUSTOMERS: customer.deleted also removes the customer's personal data.
+    redact_deleted: bool = False
 
 
 @dataclass

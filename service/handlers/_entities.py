@@ -38,10 +38,14 @@ CUSTOMER_STUB_COLUMNS = (
     "id", "source_id", "name", "email", "metadata", "is_stub", "last_event_at", "last_event_id",
 )  # fmt: skip
 
-# A full customer replaces a stub, or an older full customer.
-UPSERT_CUSTOMER = upsert("customers", CUSTOMER_COLUMNS, when=f"t.is_stub OR {NEWER}")
+# A full customer replaces a stub, or an older full customer; a redacted one stays empty.
+UPSERT_CUSTOMER = upsert(
+    "customers", CUSTOMER_COLUMNS, when=f"(t.is_stub OR {NEWER}) AND t.redacted_at IS NULL"
+)
 # A copy embedded in another event only refreshes a row that is still a stub.
-UPSERT_CUSTOMER_STUB = upsert("customers", CUSTOMER_STUB_COLUMNS, when=f"t.is_stub AND {NEWER}")
+UPSERT_CUSTOMER_STUB = upsert(
+    "customers", CUSTOMER_STUB_COLUMNS, when=f"t.is_stub AND {NEWER} AND t.redacted_at IS NULL"
+)
 # Deletion sticks: the earliest customer.deleted time, whatever arrives after it.
 MARK_CUSTOMER_DELETED = "UPDATE customers SET deleted_at = LEAST(deleted_at, $2) WHERE id = $1"
 
@@ -110,6 +114,39 @@ def customer_stub(w: Writes, meta: Meta, customer: Customer | None) -> str | Non
 
 def mark_customer_deleted(w: Writes, meta: Meta, customer_id: str) -> None:
     w.add(MARK_CUSTOMER_DELETED, customer_id, meta.at)
+
+
+# Personal data of a deleted customer (REDACT_DELETED_CUSTOMERS), and the audit row.
+REDACT_CUSTOMER = """
+UPDATE customers SET source_id = NULL, name = NULL, email = NULL, phone = NULL,
+       description = NULL, birthdate = NULL, birthday = NULL, address_city = NULL,
+       address_state = NULL, address_line_1 = NULL, address_line_2 = NULL,
+       address_country = NULL, address_postal_code = NULL, metadata = NULL,
+       redacted_at = coalesce(redacted_at, $2)
+WHERE id = $1
+"""
+REDACT_COPIES = [
+    "UPDATE redemptions SET customer_name = NULL, customer_source_id = NULL WHERE customer_id = $1",
+    "UPDATE publications SET customer_source_id = NULL WHERE customer_id = $1",
+]
+REDACT_EVENTS = """
+WITH redacted AS (
+    UPDATE events SET payload = redact_customer_payload(payload)
+    WHERE customer_id = $1 AND payload <> redact_customer_payload(payload)
+    RETURNING 1
+)
+INSERT INTO customer_redactions AS r (customer_id, event_id, events_redacted)
+SELECT $1, $2, count(*) FROM redacted
+ON CONFLICT (customer_id) DO UPDATE
+SET events_redacted = r.events_redacted + EXCLUDED.events_redacted
+"""
+
+
+def redact_customer(w: Writes, meta: Meta, customer_id: str) -> None:
+    w.add(REDACT_CUSTOMER, customer_id, meta.at)
+    for statement in REDACT_COPIES:
+        w.add(statement, customer_id)
+    w.add(REDACT_EVENTS, customer_id, meta.event_id)
 
 
 # -- orders -------------------------------------------------------------------------------

@@ -12,3 +12,5 @@ def handle(w: Writes, meta: Meta, event: CustomerActivity) -> None:
     _entities.full_customer(w, meta, customer, customer_id)
     if isinstance(event, CustomerDeleted):
         _entities.mark_customer_deleted(w, meta, customer_id)
+        if meta.redact_deleted:
+            _entities.redact_customer(w, meta, customer_id)
