@@ -90,15 +90,17 @@ async def receive_webhook(request: Request) -> Response:
     def refuse(status: int, key: str, message: str) -> Response:
         return finish(error_response(status, key, message, request_id), "refused", reason=key)
 
-    if settings.allowed_networks and not _allowed(request, settings):
-        return refuse(403, "forbidden_source", "deliveries are not accepted from this address")
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != "application/json" and not content_type.endswith("+json"):
-        return refuse(415, "unsupported_media_type", "send the event as application/json")
+    refusal = _precheck(request, settings)
+    if refusal is not None:
+        return refuse(*refusal)
     try:
-        body = await _read_body(request, settings.max_body_bytes)
+        async with asyncio.timeout(settings.body_timeout_seconds):
+            body = await _read_body(request, settings.max_body_bytes)
     except _BodyTooLargeError:
         return refuse(413, "payload_too_large", f"body over {settings.max_body_bytes} bytes")
+    except TimeoutError:
+        message = f"body not received within {settings.body_timeout_seconds} s"
+        return refuse(408, "request_timeout", message)
 
     if settings.webhook_secrets and not signing.verify(
         settings.webhook_secrets, body, request.headers.get(signing.SIGNATURE_HEADER)
@@ -139,6 +141,19 @@ async def receive_webhook(request: Request) -> Response:
     extra = {"error": written.error} if written.error else {}
     response = json_response(status, body_out, {REQUEST_ID_HEADER: request_id})
     return finish(response, written.outcome.value, **extra)
+
+
+def _precheck(request: Request, settings: Settings) -> tuple[int, str, str] | None:
+    """What refuses a delivery before its body is read: source, header size, content type."""
+    if settings.allowed_networks and not _allowed(request, settings):
+        return 403, "forbidden_source", "deliveries are not accepted from this address"
+    header_bytes = sum(len(k) + len(v) for k, v in request.scope["headers"])
+    if header_bytes > settings.max_header_bytes:
+        return 431, "headers_too_large", f"headers over {settings.max_header_bytes} bytes"
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/json" and not content_type.endswith("+json"):
+        return 415, "unsupported_media_type", "send the event as application/json"
+    return None
 
 
 def _allowed(request: Request, settings: Settings) -> bool:

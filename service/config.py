@@ -27,6 +27,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # One JSON line per request from uvicorn, besides the receiver's own delivery line.
     access_log: bool = False
     max_body_bytes: int = 1024 * 1024
+    # Request headers larger than this (all names and values together) get 431.
+    max_header_bytes: int = 16 * 1024
+    # A body that has not fully arrived by then gets 408 (slow clients hold no worker).
+    body_timeout_seconds: float = 10.0
     # Voucherify gives up after 10 s; answering 503 well before that lets it retry cleanly.
     write_timeout_seconds: float = 5.0
     retry_after_seconds: int = 5
@@ -65,6 +69,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 workers=int(env.get("WORKERS", "1")),
                 access_log=_flag(env.get("ACCESS_LOG", "")),
                 max_body_bytes=int(env.get("MAX_BODY_BYTES", str(1024 * 1024))),
+                max_header_bytes=int(env.get("MAX_HEADER_BYTES", str(16 * 1024))),
+                body_timeout_seconds=float(env.get("BODY_TIMEOUT_SECONDS", "10")),
                 write_timeout_seconds=float(env.get("WRITE_TIMEOUT_SECONDS", "5")),
                 retry_after_seconds=int(env.get("RETRY_AFTER_SECONDS", "5")),
                 db_pool_size=int(env.get("DB_POOL_SIZE", "10")),
@@ -105,6 +111,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "workers": self.workers,
             "access_log": self.access_log,
             "max_body_bytes": self.max_body_bytes,
+            "max_header_bytes": self.max_header_bytes,
+            "body_timeout_seconds": self.body_timeout_seconds,
             "write_timeout_seconds": self.write_timeout_seconds,
             "db_pool_size": self.db_pool_size,
             "writer_max_batch": self.writer_max_batch,

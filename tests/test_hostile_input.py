@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 from typing import Any
 
 import httpx
@@ -11,10 +14,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from service import db
+from service.app import create_app
 from service.intake import Rejected, parse
-from tests.conftest import WEBHOOK, compact_json, fixture_types, load_fixture, signed
+from tests.conftest import (
+    WEBHOOK,
+    compact_json,
+    fixture_types,
+    load_fixture,
+    signed,
+    start_app,
+)
+from tests.conftest import settings as app_settings
 
-CONTRACT_STATUSES = {200, 202, 400, 401, 413, 415, 422, 503}
+CONTRACT_STATUSES = {200, 202, 400, 401, 408, 413, 415, 422, 431, 503}
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
@@ -96,3 +108,37 @@ async def test_huge_numbers_and_strings_are_stored_or_quarantined(
     response = await client.post(WEBHOOK, content=body, headers=signed(body))
     assert response.status_code == 202
     assert response.json()["outcome"] == "quarantined"
+
+
+async def test_oversized_headers_are_refused_with_431(
+    database_url: str, conn: db.Connection
+) -> None:
+    app = create_app(app_settings(max_header_bytes=4096), database_url)
+    body = compact_json(load_fixture("customer.created"))
+    async with AsyncExitStack() as stack:
+        client = await start_app(stack, app)
+        response = await client.post(
+            WEBHOOK, content=body, headers=signed(body) | {"x-padding": "a" * 8192}
+        )
+    assert response.status_code == 431
+    assert await conn.fetchval("SELECT count(*) FROM events") == 0
+
+
+async def test_a_body_that_trickles_in_is_cut_off_with_408(
+    database_url: str, conn: db.Connection
+) -> None:
+    """Slow clients (slowloris) cannot hold a request open past BODY_TIMEOUT_SECONDS."""
+    app = create_app(app_settings(body_timeout_seconds=0.3), database_url)
+    body = compact_json(load_fixture("customer.created"))
+
+    async def trickle() -> AsyncIterator[bytes]:
+        for start in range(0, len(body), 64):
+            await asyncio.sleep(0.05)
+            yield body[start : start + 64]
+
+    async with AsyncExitStack() as stack:
+        client = await start_app(stack, app)
+        response = await client.post(WEBHOOK, content=trickle(), headers=signed(body))
+    assert response.status_code == 408
+    assert response.json()["key"] == "request_timeout"
+    assert await conn.fetchval("SELECT count(*) FROM events") == 0
