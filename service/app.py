@@ -27,6 +27,7 @@ from service.exports.jobs import ExportRunner
 from service.intake import Rejected, parse
 from service.metrics import CONTENT_TYPE_LATEST, Metrics
 from service.migrate import head_revision
+from service.openapi import SPEC
 from service.writer import Outcome, Saturated, Writer
 
 log = structlog.get_logger("service.webhooks")
@@ -219,6 +220,11 @@ async def readyz(request: Request) -> Response:
     return json_response(200, {"status": "ready", "schema": revision}, {})
 
 
+async def openapi(request: Request) -> Response:
+    """GET /openapi.json: this service's own HTTP surface."""
+    return json_response(200, SPEC, {})
+
+
 async def metrics(request: Request) -> Response:
     """GET /metrics: Prometheus text format."""
     state: State = request.app.state.service
@@ -230,6 +236,7 @@ routes = [
     Route("/healthz", healthz, methods=["GET"]),
     Route("/readyz", readyz, methods=["GET"]),
     Route("/metrics", metrics, methods=["GET"]),
+    Route("/openapi.json", openapi, methods=["GET"]),
     *exports_api.routes,
 ]
 

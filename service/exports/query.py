@@ -60,7 +60,7 @@ class Export:
 
 def validate(exported_object: Any, parameters: Any) -> Export:
     """Check a request body's `exported_object` and `parameters` against the catalog."""
-    if exported_object not in OBJECTS:
+    if not isinstance(exported_object, str) or exported_object not in OBJECTS:
         allowed = ", ".join(OBJECTS)
         raise invalid_payload(
             f"Property .exported_object should be equal to one of the allowed values [ {allowed} ]"

@@ -196,3 +196,11 @@ async def test_filter_values_cannot_inject_sql(conn: db.Connection) -> None:
         with contextlib.suppress(InvalidExport):
             assert await ids(conn, "customer", filters) == []
     assert await conn.fetchval("SELECT count(*) FROM customers") == 3
+
+
+@pytest.mark.parametrize("exported_object", [{}, [], 7, None])
+def test_an_exported_object_of_the_wrong_type_is_a_400_not_a_crash(exported_object: Any) -> None:
+    """Found by schemathesis: a JSON object here used to raise TypeError (500)."""
+    with pytest.raises(InvalidExport) as raised:
+        validate(exported_object, {})
+    assert raised.value.key == "invalid_payload"
