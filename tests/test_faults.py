@@ -158,3 +158,24 @@ def test_service_killed_under_load_loses_nothing_it_acknowledged(
     assert ready.status_code == 200
     assert stored(url, acked) == (len(acked), len(acked))
     print(f"\nSIGKILL: {len(acked)} acknowledged before the kill at {killed:.0f}, all stored once")
+
+
+def test_sigterm_under_load_finishes_in_flight_deliveries_and_exits_in_time(
+    postgres: tuple[str, Any],
+) -> None:
+    """SIGTERM mid-load: answers already promised are kept (every 2xx is stored), new
+    connections are refused, and the process exits within its grace period."""
+    url, _ = postgres
+    env = cli_env(DATABASE_URL=url, VOUCHERIFY_WEBHOOK_SECRET=SECRET)
+    with serving(env) as (process, base), Load(base).running() as load:
+        time.sleep(1.5)
+        process.send_signal(signal.SIGTERM)
+        # `serving` starts the server with --grace 5; a hang fails the wait.
+        code = process.wait(timeout=5 + 10)
+        time.sleep(0.5)
+    assert code in (0, -signal.SIGTERM)
+    statuses = {status for _, status, _, _ in load.answers}
+    assert statuses <= {202, 503, 0}, statuses  # 0: refused once the server stopped listening
+    acked = load.acked()
+    assert acked
+    assert stored(url, acked) == (len(acked), len(acked))
