@@ -21,6 +21,7 @@ import msgspec
 from service.db import UNAVAILABLE, Connection
 from service.events import DECODER, decode_failure
 from service.handlers import Meta, Writes, handler_failure
+from service.handlers._entities import REDACT_LATE_COPIES
 from service.routing import UNKNOWN, family_of, normalize
 
 PAGE = 1000
@@ -103,6 +104,10 @@ async def replay(
             if progress is not None:
                 progress(len(rows))
             after = (rows[-1]["received_at"], rows[-1]["id"])
+        if redact_deleted:
+            # Rows replayed after a customer's deletion may have copied personal data again.
+            for statement in REDACT_LATE_COPIES:
+                await conn.execute(statement, None)
     report.seconds = time.perf_counter() - started
     return report
 

@@ -34,6 +34,7 @@ import structlog
 
 from service.db import UNAVAILABLE, Connection, Pool
 from service.handlers import Meta, Writes, handler_failure
+from service.handlers._entities import REDACT_LATE_COPIES
 from service.intake import Incoming
 from service.routing import UNKNOWN, normalize
 
@@ -148,6 +149,8 @@ async def commit(
         await writes.apply(conn)
         if redact_deleted and new:
             await conn.execute(REDACT_LATE, list(new))
+            for statement in REDACT_LATE_COPIES:
+                await conn.execute(statement, list(new))
     return new
 
 

@@ -129,6 +129,22 @@ REDACT_COPIES = [
     "UPDATE redemptions SET customer_name = NULL, customer_source_id = NULL WHERE customer_id = $1",
     "UPDATE publications SET customer_source_id = NULL WHERE customer_id = $1",
 ]
+# The same for rows that events stored after the redaction copied again; $1 holds those
+# events' ids (NULL: every row, after a replay).
+REDACT_LATE_COPIES = [
+    """
+    UPDATE redemptions SET customer_name = NULL, customer_source_id = NULL
+    WHERE customer_id IN (SELECT customer_id FROM customer_redactions)
+      AND (customer_name IS NOT NULL OR customer_source_id IS NOT NULL)
+      AND ($1::text[] IS NULL OR last_event_id = ANY($1::text[]))
+    """,
+    """
+    UPDATE publications SET customer_source_id = NULL
+    WHERE customer_id IN (SELECT customer_id FROM customer_redactions)
+      AND customer_source_id IS NOT NULL
+      AND ($1::text[] IS NULL OR last_event_id = ANY($1::text[]))
+    """,
+]
 REDACT_EVENTS = """
 WITH redacted AS (
     UPDATE events SET payload = redact_customer_payload(payload)

@@ -11,6 +11,7 @@ import pytest
 
 from service import db
 from service.app import create_app
+from service.replay import replay
 from tests.conftest import (
     WEBHOOK,
     compact_json,
@@ -86,17 +87,32 @@ async def test_events_arriving_after_the_redaction_bring_nothing_back(
         redacting,
         event("customer.created", 1, "2024-01-01T00:00:00Z"),
         event("customer.deleted", 3, "2024-01-03T00:00:00Z"),
-        # Late: a stale update and an order event carrying the customer's details.
+        # Late: a stale update, an order and a redemption carrying the customer's details.
         event("customer.updated", 2, "2024-01-02T00:00:00Z"),
         event("customer.order.paid", 4, "2024-01-04T00:00:00Z"),
+        event(
+            "customer.redemption.succeeded",
+            5,
+            "2024-01-05T00:00:00Z",
+            redemption={"id": "r_late", "customer_id": "cust_gdpr"},
+        ),
     )
+    late = await fetch_one(conn, "SELECT * FROM redemptions WHERE id = 'r_late'")
+    assert (late["customer_name"], late["customer_source_id"]) == (None, None)
     customer = await fetch_one(conn, "SELECT name, email FROM customers WHERE id = 'cust_gdpr'")
     assert customer == {"name": None, "email": None}
     payloads = await conn.fetch(
         "SELECT payload::text AS p FROM events WHERE customer_id = 'cust_gdpr'"
     )
     assert all("ann@example.com" not in r["p"] for r in payloads)
-    assert await conn.fetchval("SELECT events_redacted FROM customer_redactions") == 4
+    assert await conn.fetchval("SELECT events_redacted FROM customer_redactions") == 5
+
+    # A replay rebuilds the tables from the (redacted) events and stays redacted.
+    await replay(conn, redact_deleted=True)
+    customer = await fetch_one(conn, "SELECT name, email FROM customers WHERE id = 'cust_gdpr'")
+    assert customer == {"name": None, "email": None}
+    late = await fetch_one(conn, "SELECT * FROM redemptions WHERE id = 'r_late'")
+    assert (late["customer_name"], late["customer_source_id"]) == (None, None)
 
 
 async def test_without_the_setting_deletion_keeps_the_data(
