@@ -132,7 +132,8 @@ SPEC: dict[str, Any] = {
                 "parameters": [
                     {"name": "limit", "in": "query",
                      "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
-                    {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+                    {"name": "page", "in": "query",
+                     "schema": {"type": "integer", "minimum": 1, "maximum": 100000}},
                     {"name": "order", "in": "query", "schema": {
                         "type": "string",
                         "enum": ["created_at", "-created_at", "status", "-status"]}},

@@ -23,12 +23,19 @@ from typing import Any
 
 import asyncpg
 import httpx
+import hypothesis
 import pytest
 from starlette.applications import Starlette
 
 from service import db, migrate, signing
 from service.app import create_app
 from service.config import Settings
+
+# In CI, property-based tests replay the same examples every run: a red build is a real,
+# reproducible failure, not a roll of the dice. Locally they keep exploring.
+hypothesis.settings.register_profile("ci", derandomize=True)
+if os.environ.get("CI"):
+    hypothesis.settings.load_profile("ci")
 
 FIXTURES = Path(__file__).parent / "fixtures" / "events"
 SECRET = "test-webhook-secret"

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from service.handlers._sql import Statement
+from service.handlers._sql import Bulk, Statement
 
 if TYPE_CHECKING:
     from service.db import Connection
@@ -47,9 +47,9 @@ class Writes:
     events' rows in sequence (newer-wins upserts, insert-once appends).
     """
 
-    rows: dict[str | Statement, list[tuple[Any, ...]]] = field(default_factory=dict)
+    rows: dict[str | Statement | Bulk, list[tuple[Any, ...]]] = field(default_factory=dict)
 
-    def add(self, statement: str | Statement, *args: Any) -> None:
+    def add(self, statement: str | Statement | Bulk, *args: Any) -> None:
         self.rows.setdefault(statement, []).append(args)
 
     def extend(self, other: Writes) -> None:
@@ -67,6 +67,9 @@ class Writes:
         for statement, rows in self.rows.items():
             if isinstance(statement, str):
                 await conn.executemany(statement, rows)
+                continue
+            if isinstance(statement, Bulk):
+                await conn.execute(statement.sql, *(list(c) for c in zip(*rows, strict=True)))
                 continue
             set_based = statement.set_based(types) if len(rows) > 1 else None
             if set_based is None:

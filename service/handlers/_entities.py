@@ -20,7 +20,7 @@ from service.events._blocks import (
 )
 from service.events.times import parse_date, parse_time, whole
 from service.handlers import Meta, Writes
-from service.handlers._sql import NEWER, upsert
+from service.handlers._sql import NEWER, Bulk, upsert
 
 # -- customers ----------------------------------------------------------------------------
 
@@ -176,22 +176,22 @@ UPSERT_ORDER = upsert("orders", ORDER_COLUMNS, when=f"t.is_stub OR {NEWER}")
 UPSERT_ORDER_STUB = upsert("orders", ORDER_COLUMNS, when=f"t.is_stub AND {NEWER}")
 # Items follow the order row: only the event the order row now holds rewrites them, so
 # within one batch or across batches the newest event's items win.
-DELETE_ORDER_ITEMS = """
-DELETE FROM order_items i USING orders o
-WHERE i.order_id = $1 AND o.id = $1 AND o.last_event_id = $2
-"""
-INSERT_ORDER_ITEMS = """
+DELETE_ORDER_ITEMS = Bulk("""
+DELETE FROM order_items i USING orders o, unnest($1::text[], $2::text[]) AS d (order_id, event_id)
+WHERE i.order_id = d.order_id AND o.id = d.order_id AND o.last_event_id = d.event_id
+""")
+INSERT_ORDER_ITEMS = Bulk("""
 INSERT INTO order_items (order_id, position, id, source_id, product_id, sku_id, related_object,
                          quantity, amount, discount_amount, subtotal_amount, price, metadata)
-SELECT $1, i.position, i.id, i.source_id, i.product_id, i.sku_id, i.related_object,
+SELECT i.order_id, i.position, i.id, i.source_id, i.product_id, i.sku_id, i.related_object,
        i.quantity, i.amount, i.discount_amount, i.subtotal_amount, i.price, i.metadata
-FROM unnest($3::integer[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-            $9::integer[], $10::bigint[], $11::bigint[], $12::bigint[], $13::numeric[],
-            $14::jsonb[])
-     AS i (position, id, source_id, product_id, sku_id, related_object,
+FROM unnest($1::text[], $2::text[], $3::integer[], $4::text[], $5::text[], $6::text[],
+            $7::text[], $8::text[], $9::integer[], $10::bigint[], $11::bigint[],
+            $12::bigint[], $13::numeric[], $14::jsonb[])
+     AS i (order_id, event_id, position, id, source_id, product_id, sku_id, related_object,
            quantity, amount, discount_amount, subtotal_amount, price, metadata)
-WHERE EXISTS (SELECT FROM orders o WHERE o.id = $1 AND o.last_event_id = $2)
-"""
+WHERE EXISTS (SELECT FROM orders o WHERE o.id = i.order_id AND o.last_event_id = i.event_id)
+""")
 
 
 def order(
@@ -219,25 +219,24 @@ def order(
         meta.at,
         meta.event_id,
     )
-    items = order.items or []
     w.add(DELETE_ORDER_ITEMS, order.id, meta.event_id)
-    if items:
+    for position, i in enumerate(order.items or []):
         w.add(
             INSERT_ORDER_ITEMS,
             order.id,
             meta.event_id,
-            list(range(len(items))),
-            [i.id for i in items],
-            [i.source_id for i in items],
-            [i.product_id for i in items],
-            [i.sku_id for i in items],
-            [i.related_object for i in items],
-            [i.quantity for i in items],
-            [i.amount for i in items],
-            [i.discount_amount for i in items],
-            [i.subtotal_amount for i in items],
-            [i.price for i in items],
-            [i.metadata for i in items],
+            position,
+            i.id,
+            i.source_id,
+            i.product_id,
+            i.sku_id,
+            i.related_object,
+            i.quantity,
+            i.amount,
+            i.discount_amount,
+            i.subtotal_amount,
+            i.price,
+            i.metadata,
         )
     return order.id
 

@@ -67,6 +67,14 @@ class Statement:
         return list(chosen.values())
 
 
+@dataclass(frozen=True)
+class Bulk:
+    """A statement written once for many rows: `sql` takes one array per column ($1 the
+    first column of every row, ...), so `Writes` runs it once per batch."""
+
+    sql: str
+
+
 def upsert(table: str, columns: Sequence[str], *, key: Sequence[str] = ("id",),
            when: str = NEWER) -> Statement:  # fmt: skip
     """INSERT, or UPDATE every non-key column when `when` holds."""

@@ -162,3 +162,13 @@ async def test_exports_survive_a_restart_of_the_service(
             time.sleep(0.05)
         url = httpx.get(f"{second.base}/v1/exports/{created['id']}", headers=headers).json()
         assert httpx.get(url["result"]["url"]).text.startswith("ID,Source ID,Status\n")
+
+
+@pytest.mark.parametrize("query", ["page=133312130717076570112", "page=0", "limit=101", "page=x"])
+def test_list_parameters_out_of_range_are_a_400(live: LiveServer, query: str) -> None:
+    """Found by schemathesis: a huge page number used to overflow into a 500."""
+    response = httpx.get(
+        f"{live.base}/v1/exports?{query}", headers={"X-App-Id": APP_ID, "X-App-Token": APP_TOKEN}
+    )
+    assert response.status_code == 400
+    assert response.json()["key"] == "invalid_payload"
