@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from ipaddress import ip_address
 from typing import Any
 
-import msgspec
 import structlog
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -28,13 +27,10 @@ from service.intake import Rejected, parse
 from service.metrics import CONTENT_TYPE_LATEST, Metrics
 from service.migrate import head_revision
 from service.openapi import SPEC
+from service.responses import REQUEST_ID_HEADER, error_response, json_response, unavailable
 from service.writer import Outcome, Saturated, Writer
 
 log = structlog.get_logger("service.webhooks")
-
-_json = msgspec.json.Encoder()
-
-REQUEST_ID_HEADER = "x-request-id"
 
 
 @dataclass
@@ -42,24 +38,11 @@ class State:
     """Shared resources, created once in the lifespan and handed to every request."""
 
     settings: Settings
-    database_url: str
     metrics: Metrics
     schema_head: str
     pool: db.Pool | None = None
     writer: Writer | None = None
     exports: ExportRunner | None = None
-
-
-def json_response(status: int, body: dict[str, Any], headers: dict[str, str]) -> Response:
-    return Response(_json.encode(body), status, headers, media_type="application/json")
-
-
-def error_response(
-    status: int, key: str, message: str, request_id: str, headers: dict[str, str] | None = None
-) -> Response:
-    """An error in Voucherify's own shape: code, key, message, request_id."""
-    body = {"code": status, "key": key, "message": message, "request_id": request_id}
-    return json_response(status, body, {REQUEST_ID_HEADER: request_id, **(headers or {})})
 
 
 async def receive_webhook(request: Request) -> Response:
@@ -89,7 +72,9 @@ async def receive_webhook(request: Request) -> Response:
         return response
 
     def refuse(status: int, key: str, message: str) -> Response:
-        return finish(error_response(status, key, message, request_id), "refused", reason=key)
+        return finish(
+            error_response(status, key, message, request_id=request_id), "refused", reason=key
+        )
 
     refusal = _precheck(request, settings)
     if refusal is not None:
@@ -117,15 +102,15 @@ async def receive_webhook(request: Request) -> Response:
         return refuse(422, "event_too_old", "created_at is older than MAX_EVENT_AGE_SECONDS")
 
     if state.writer is None:
-        return finish(_unavailable(settings, request_id), "error", reason="not started")
+        return finish(unavailable(settings, request_id), "error", reason="not started")
     try:
         async with asyncio.timeout(settings.write_timeout_seconds):
             written = await state.writer.write(incoming)
     except Saturated:
-        return finish(_unavailable(settings, request_id), "error", reason="queue full")
+        return finish(unavailable(settings, request_id), "error", reason="queue full")
     except db.UNAVAILABLE as exc:
         return finish(
-            _unavailable(settings, request_id), "error", reason=f"{type(exc).__name__}: {exc}"
+            unavailable(settings, request_id), "error", reason=f"{type(exc).__name__}: {exc}"
         )
     except db.REJECTED_VALUES as exc:
         # Valid JSON that Postgres' jsonb cannot hold (e.g. a \u0000 in a string).
@@ -134,13 +119,13 @@ async def receive_webhook(request: Request) -> Response:
     except Exception as exc:  # never a 500: Voucherify retries a 503
         log.exception("webhook write failed", event_id=incoming.event_id, request_id=request_id)
         return finish(
-            _unavailable(settings, request_id), "error", reason=f"{type(exc).__name__}: {exc}"
+            unavailable(settings, request_id), "error", reason=f"{type(exc).__name__}: {exc}"
         )
 
     status = 200 if written.outcome is Outcome.DUPLICATE else 202
     body_out = {"event_id": incoming.event_id, "outcome": written.outcome.value}
     extra = {"error": written.error} if written.error else {}
-    response = json_response(status, body_out, {REQUEST_ID_HEADER: request_id})
+    response = json_response(body_out, status, {REQUEST_ID_HEADER: request_id})
     return finish(response, written.outcome.value, **extra)
 
 
@@ -174,12 +159,6 @@ def _too_old(created_at: datetime | None, settings: Settings) -> bool:
     return age.total_seconds() > settings.max_event_age_seconds
 
 
-def _unavailable(settings: Settings, request_id: str) -> Response:
-    retry = {"Retry-After": str(settings.retry_after_seconds)}
-    message = "the event store is unavailable; retry later"
-    return error_response(503, "service_unavailable", message, request_id, retry)
-
-
 class _BodyTooLargeError(Exception):
     pass
 
@@ -200,29 +179,29 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 async def healthz(request: Request) -> Response:
     """GET /healthz: the process is alive and serving."""
-    return json_response(200, {"status": "ok"}, {})
+    return json_response({"status": "ok"})
 
 
 async def readyz(request: Request) -> Response:
     """GET /readyz: 200 only when Postgres answers and the schema is at the latest migration."""
     state: State = request.app.state.service
     if state.pool is None:
-        return json_response(503, {"status": "unavailable", "reason": "no pool"}, {})
+        return json_response({"status": "unavailable", "reason": "no pool"}, 503)
     try:
         async with asyncio.timeout(2), state.pool.acquire() as conn:
             revision = await db.schema_revision(conn)
     except db.UNAVAILABLE as exc:
         reason = f"database unreachable: {type(exc).__name__}"
-        return json_response(503, {"status": "unavailable", "reason": reason}, {})
+        return json_response({"status": "unavailable", "reason": reason}, 503)
     if revision != state.schema_head:
         reason = f"schema at {revision}, expected {state.schema_head}; run migrate"
-        return json_response(503, {"status": "unavailable", "reason": reason}, {})
-    return json_response(200, {"status": "ready", "schema": revision}, {})
+        return json_response({"status": "unavailable", "reason": reason}, 503)
+    return json_response({"status": "ready", "schema": revision})
 
 
 async def openapi(request: Request) -> Response:
     """GET /openapi.json: this service's own HTTP surface."""
-    return json_response(200, SPEC, {})
+    return json_response(SPEC)
 
 
 async def metrics(request: Request) -> Response:
@@ -247,7 +226,6 @@ def create_app(settings: Settings, database_url: str) -> Starlette:
     """The ASGI app; the pool is opened in the lifespan and closed on shutdown."""
     state = State(
         settings=settings,
-        database_url=database_url,
         metrics=Metrics(),
         schema_head=head_revision(),
     )

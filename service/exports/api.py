@@ -20,8 +20,7 @@ from service import auth
 from service.db import UNAVAILABLE, Pool
 from service.exports import jobs
 from service.exports.query import InvalidExport
-
-_json = msgspec.json.Encoder()
+from service.responses import error_response, json_response, unavailable
 
 # Pages beyond this would overflow the OFFSET (schemathesis found a 500 at page=1e20).
 MAX_PAGE = 100_000
@@ -31,27 +30,14 @@ def _state(request: Request) -> Any:
     return request.app.state.service
 
 
-def _error(
-    status: int, key: str, message: str, details: str | None = None, **extra: Any
-) -> Response:
-    body = {"code": status, "key": key, "message": message, **extra}
-    if details:
-        body["details"] = details
-    return Response(_json.encode(body), status, media_type="application/json")
-
-
-def _json_response(body: Any, status: int = 200) -> Response:
-    return Response(_json.encode(body), status, media_type="application/json")
-
-
 def _not_found(export_id: str) -> Response:
-    return _error(404, "not_found", "Resource not found",
-                  f"Cannot find export with id {export_id}",
-                  resource_id=export_id, resource_type="export")  # fmt: skip
+    return error_response(404, "not_found", "Resource not found",
+                          details=f"Cannot find export with id {export_id}",
+                          resource_id=export_id, resource_type="export")  # fmt: skip
 
 
 def _unauthorized() -> Response:
-    return _error(401, "unauthorized", "Unauthorized")
+    return error_response(401, "unauthorized", "Unauthorized")
 
 
 def _time(value: datetime) -> str:
@@ -103,9 +89,13 @@ async def create_export(request: Request) -> Response:
     try:
         body = msgspec.json.decode(await request.body())
     except msgspec.DecodeError as exc:
-        return _error(400, "invalid_payload", "Invalid payload", f"Body is not JSON: {exc}")
+        return error_response(
+            400, "invalid_payload", "Invalid payload", details=f"Body is not JSON: {exc}"
+        )
     if not isinstance(body, dict):
-        return _error(400, "invalid_payload", "Invalid payload", "Body should be an object")
+        return error_response(
+            400, "invalid_payload", "Invalid payload", details="Body should be an object"
+        )
     try:
         async with _pool(request).acquire() as conn:
             row = await jobs.create(
@@ -113,13 +103,13 @@ async def create_export(request: Request) -> Response:
                 channel="API", app_id=app_id, token_ttl=_ttl(request),
             )  # fmt: skip
     except InvalidExport as exc:
-        return _error(400, exc.key, exc.message, exc.details)
+        return error_response(400, exc.key, exc.message, details=exc.details)
     except UNAVAILABLE:
-        return _unavailable()
+        return unavailable(_state(request).settings)
     runner = _state(request).exports
     if runner is not None:
         runner.wake()
-    return _json_response(export_body(row, _base_url(request)))
+    return json_response(export_body(row, _base_url(request)))
 
 
 async def list_exports(request: Request) -> Response:
@@ -131,12 +121,14 @@ async def list_exports(request: Request) -> Response:
         limit = int(query.get("limit", "10"))
         page = int(query.get("page", "1"))
     except ValueError:
-        return _error(400, "invalid_payload", "Invalid payload", "limit and page are integers")
+        return error_response(
+            400, "invalid_payload", "Invalid payload", details="limit and page are integers"
+        )
     order = query.get("order", "-created_at")
     if not 1 <= limit <= 100 or not 1 <= page <= MAX_PAGE or order not in jobs.LIST_ORDERS:
         allowed = ", ".join(jobs.LIST_ORDERS)
         details = f"limit is 1..100, page is 1..{MAX_PAGE}, order is one of {allowed}"
-        return _error(400, "invalid_payload", "Invalid payload", details)
+        return error_response(400, "invalid_payload", "Invalid payload", details=details)
     sql = jobs.LIST_EXPORTS.format(order=jobs.LIST_ORDERS[order])
     try:
         async with _pool(request).acquire() as conn:
@@ -145,9 +137,9 @@ async def list_exports(request: Request) -> Response:
                 rows[0]["total"] if rows else await conn.fetchval("SELECT count(*) FROM exports")
             )
     except UNAVAILABLE:
-        return _unavailable()
+        return unavailable(_state(request).settings)
     base = _base_url(request)
-    return _json_response({
+    return json_response({
         "object": "list",
         "data_ref": "exports",
         "exports": [export_body(r, base) for r in rows],
@@ -169,11 +161,11 @@ async def get_export(request: Request) -> Response:
                 row = await conn.fetchrow(jobs.RENEW_TOKEN, export_id, jobs.new_token(),
                                           _ttl(request)) or row  # fmt: skip
     except UNAVAILABLE:
-        return _unavailable()
+        return unavailable(_state(request).settings)
     if row is None:
         return _not_found(export_id) if token is None else _unauthorized()
     if token is None:
-        return _json_response(export_body(row, _base_url(request)))
+        return json_response(export_body(row, _base_url(request)))
     return _download(request, row, token)
 
 
@@ -182,8 +174,8 @@ def _download(request: Request, row: asyncpg.Record, token: str) -> Response:
     if not valid or row["token_expires_at"] <= datetime.now(UTC):
         return _unauthorized()
     if row["status"] != "DONE":
-        return _error(409, "export_not_ready", "Export not ready",
-                      f"Export {row['id']} is {row['status']}")  # fmt: skip
+        details = f"Export {row['id']} is {row['status']}"
+        return error_response(409, "export_not_ready", "Export not ready", details=details)
     filename = f"{row['exported_object']}_{row['id']}.csv"
     return StreamingResponse(
         jobs.chunks(_pool(request), row["id"]),
@@ -201,16 +193,10 @@ async def delete_export(request: Request) -> Response:
         async with _pool(request).acquire() as conn:
             deleted = await conn.fetchval(jobs.DELETE_EXPORT, export_id)
     except UNAVAILABLE:
-        return _unavailable()
+        return unavailable(_state(request).settings)
     if deleted is None:
         return _not_found(export_id)
     return Response(status_code=204)
-
-
-def _unavailable() -> Response:
-    response = _error(503, "service_unavailable", "Service unavailable", "Retry later")
-    response.headers["retry-after"] = "5"
-    return response
 
 
 routes = [

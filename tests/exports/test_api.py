@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import AsyncExitStack
 from typing import Any
 
 import httpx
@@ -15,7 +16,8 @@ from voucherify.exceptions import ApiException
 from voucherify.models.exports_create_request_body import ExportsCreateRequestBody
 
 from service import db
-from tests.conftest import WEBHOOK, compact_json, load_fixture, signed
+from service.app import create_app
+from tests.conftest import WEBHOOK, compact_json, load_fixture, settings, signed, start_app
 from tests.exports.conftest import APP_ID, APP_TOKEN, LiveServer, seed
 
 
@@ -172,3 +174,21 @@ def test_list_parameters_out_of_range_are_a_400(live: LiveServer, query: str) ->
     )
     assert response.status_code == 400
     assert response.json()["key"] == "invalid_payload"
+
+
+async def test_an_unreachable_database_answers_503_with_the_configured_retry_after() -> None:
+    """The exports API shares the webhook's 503: Retry-After follows RETRY_AFTER_SECONDS."""
+    app = create_app(
+        settings(api_keys=((APP_ID, APP_TOKEN),), retry_after_seconds=7, export_worker=False),
+        "postgresql://postgres@127.0.0.1:1/nowhere",
+    )
+    async with AsyncExitStack() as stack:
+        client = await start_app(stack, app)
+        response = await client.post(
+            "/v1/exports",
+            json={"exported_object": "order"},
+            headers={"X-App-Id": APP_ID, "X-App-Token": APP_TOKEN},
+        )
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "7"
+    assert response.json()["key"] == "service_unavailable"
