@@ -21,7 +21,7 @@ import msgspec
 from service.db import UNAVAILABLE, Connection
 from service.events import DECODER, decode_failure
 from service.handlers import Meta, Writes, handler_failure
-from service.handlers._entities import REDACT_LATE_COPIES
+from service.handlers._entities import REDACT_AFTER_STORE
 from service.routing import UNKNOWN, family_of, normalize
 
 PAGE = 1000
@@ -105,8 +105,8 @@ async def replay(
                 progress(len(rows))
             after = (rows[-1]["received_at"], rows[-1]["id"])
         if redact_deleted:
-            # Rows replayed after a customer's deletion may have copied personal data again.
-            for statement in REDACT_LATE_COPIES:
+            # Events replayed after a customer's deletion may have copied personal data again.
+            for statement in REDACT_AFTER_STORE:
                 await conn.execute(statement, None)
     report.seconds = time.perf_counter() - started
     return report

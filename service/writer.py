@@ -34,7 +34,7 @@ import structlog
 
 from service.db import UNAVAILABLE, Connection, Pool
 from service.handlers import Meta, Writes, handler_failure
-from service.handlers._entities import REDACT_LATE_COPIES
+from service.handlers._entities import REDACT_AFTER_STORE
 from service.intake import Incoming
 from service.routing import UNKNOWN, normalize
 
@@ -113,21 +113,6 @@ def prepare(incoming: Incoming, received_at: datetime, *, redact_deleted: bool =
     return prepared
 
 
-# Events arriving after their customer was redacted lose the personal fields at once.
-REDACT_LATE = """
-WITH redacted AS (
-    UPDATE events e SET payload = redact_customer_payload(e.payload)
-    FROM customer_redactions r
-    WHERE e.id = ANY($1::text[]) AND e.customer_id = r.customer_id
-      AND e.payload <> redact_customer_payload(e.payload)
-    RETURNING e.customer_id
-)
-UPDATE customer_redactions r SET events_redacted = r.events_redacted + c.n
-FROM (SELECT customer_id, count(*) AS n FROM redacted GROUP BY 1) c
-WHERE r.customer_id = c.customer_id
-"""
-
-
 async def commit(
     conn: Connection, batch: Sequence[Prepared], *, redact_deleted: bool = False
 ) -> set[str]:
@@ -148,8 +133,7 @@ async def commit(
                 writes.extend(p.writes)
         await writes.apply(conn)
         if redact_deleted and new:
-            await conn.execute(REDACT_LATE, list(new))
-            for statement in REDACT_LATE_COPIES:
+            for statement in REDACT_AFTER_STORE:
                 await conn.execute(statement, list(new))
     return new
 

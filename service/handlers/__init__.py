@@ -71,7 +71,9 @@ class Writes:
             if isinstance(statement, Bulk):
                 await conn.execute(statement.sql, *(list(c) for c in zip(*rows, strict=True)))
                 continue
-            set_based = statement.set_based(types) if len(rows) > 1 else None
+            if statement not in _SET_BASED:
+                _SET_BASED[statement] = statement.set_based(types)
+            set_based = _SET_BASED[statement] if len(rows) > 1 else None
             if set_based is None:
                 await conn.executemany(statement.sql, rows)
                 continue
@@ -79,8 +81,10 @@ class Writes:
             await conn.execute(set_based, *(list(column) for column in zip(*reduced, strict=True)))
 
 
-# (table, column) -> SQL type, read once per process from the migrated schema.
+# (table, column) -> SQL type, read once per process from the migrated schema, and the
+# set-based form of each statement built from them (None: executemany).
 _COLUMN_TYPES: dict[tuple[str, str], str] = {}
+_SET_BASED: dict[Statement, str | None] = {}
 
 COLUMN_TYPES = """
 SELECT c.relname AS table, a.attname AS column, format_type(a.atttypid, a.atttypmod) AS type

@@ -129,9 +129,23 @@ REDACT_COPIES = [
     "UPDATE redemptions SET customer_name = NULL, customer_source_id = NULL WHERE customer_id = $1",
     "UPDATE publications SET customer_source_id = NULL WHERE customer_id = $1",
 ]
-# The same for rows that events stored after the redaction copied again; $1 holds those
-# events' ids (NULL: every row, after a replay).
-REDACT_LATE_COPIES = [
+# What events stored after a customer's redaction brought back: their payloads and the
+# names they copied. $1 holds those events' ids (NULL: everything, at the end of a replay).
+# The writer runs these after each batch, replay after its last page.
+REDACT_AFTER_STORE = [
+    """
+    WITH redacted AS (
+        UPDATE events e SET payload = redact_customer_payload(e.payload)
+        FROM customer_redactions r
+        WHERE e.customer_id = r.customer_id
+          AND ($1::text[] IS NULL OR e.id = ANY($1::text[]))
+          AND e.payload <> redact_customer_payload(e.payload)
+        RETURNING e.customer_id
+    )
+    UPDATE customer_redactions r SET events_redacted = r.events_redacted + c.n
+    FROM (SELECT customer_id, count(*) AS n FROM redacted GROUP BY 1) c
+    WHERE r.customer_id = c.customer_id
+    """,
     """
     UPDATE redemptions SET customer_name = NULL, customer_source_id = NULL
     WHERE customer_id IN (SELECT customer_id FROM customer_redactions)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 # The stored row is older than the incoming one.
@@ -29,7 +30,8 @@ class Statement:
     conflict: str
     newest_wins: bool
 
-    @property
+    # Built on first use, then kept: these run for every batch.
+    @cached_property
     def sql(self) -> str:
         params = ", ".join(f"${n}" for n, _ in enumerate(self.columns, 1))
         return (
@@ -52,10 +54,10 @@ class Statement:
     def reduce(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         """One row per key, as running them one by one would leave it: for newer-wins
         upserts the newest (time, event id), the first on ties; otherwise the first."""
-        keys = [self.columns.index(c) for c in self.key]
+        keys = self._key_positions
         chosen: dict[tuple[Any, ...], tuple[Any, ...]] = {}
         if self.newest_wins:
-            at, event_id = self.columns.index("last_event_at"), self.columns.index("last_event_id")
+            at, event_id = self._version_positions
             for row in rows:
                 k = tuple(row[i] for i in keys)
                 old = chosen.get(k)
@@ -65,6 +67,14 @@ class Statement:
             for row in rows:
                 chosen.setdefault(tuple(row[i] for i in keys), row)
         return list(chosen.values())
+
+    @cached_property
+    def _key_positions(self) -> list[int]:
+        return [self.columns.index(c) for c in self.key]
+
+    @cached_property
+    def _version_positions(self) -> tuple[int, int]:
+        return self.columns.index("last_event_at"), self.columns.index("last_event_id")
 
 
 @dataclass(frozen=True)
