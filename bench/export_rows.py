@@ -16,9 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import resource
-import secrets
 import subprocess
 import sys
 import time
@@ -29,7 +27,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from service import db, migrate  # noqa: E402
+from bench._db import drop_database, fresh_database, server_url  # noqa: E402
+from service import db  # noqa: E402
 from service.exports.jobs import ExportRunner, create  # noqa: E402
 from service.exports.query import select, validate  # noqa: E402
 
@@ -107,28 +106,6 @@ def measure(mode: str, url: str) -> dict[str, Any]:
     return result
 
 
-def server_url() -> str:
-    if url := os.environ.get("DATABASE_URL"):
-        return url
-    from service import embedded  # noqa: PLC0415
-
-    return embedded.start(ROOT / ".data")
-
-
-async def admin(url: str, sql: str) -> None:
-    conn = await db.connect(url)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-def with_db(url: str, name: str) -> str:
-    base, _, query = url.partition("?")
-    root = base.rsplit("/", 1)[0] if base.count("/") > 2 else base
-    return f"{root}/{name}" + (f"?{query}" if query else "")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -140,11 +117,8 @@ def main() -> None:
         return
 
     server = server_url()
-    name = f"vh_bench_{secrets.token_hex(4)}"
-    asyncio.run(admin(with_db(server, "postgres"), f'CREATE DATABASE "{name}"'))
-    url = with_db(server, name)
+    url = fresh_database(server)
     try:
-        migrate.upgrade(url)
 
         async def fill() -> None:
             conn = await db.connect(url)
@@ -159,7 +133,7 @@ def main() -> None:
         print(f"filled {args.rows:,} orders in {time.perf_counter() - started:.1f} s")
         results = {mode: measure(mode, url) for mode in ("service", "baseline")}
     finally:
-        asyncio.run(admin(with_db(server, "postgres"), f'DROP DATABASE "{name}" WITH (FORCE)'))
+        drop_database(server, url)
 
     print(f"\n{'export of ' + format(args.rows, ',') + ' orders':<34}{'rows/s':>12}"
           f"{'MB/s':>8}{'peak RSS MB':>13}")  # fmt: skip

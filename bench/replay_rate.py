@@ -20,8 +20,9 @@ import msgspec
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench._db import drop_database, fresh_database, server_url  # noqa: E402
 from bench.events import events  # noqa: E402
-from bench.run import SECRET, drop_database, fresh_database, server_url  # noqa: E402
+from bench.run import SECRET  # noqa: E402
 from service import db  # noqa: E402
 from service.intake import parse  # noqa: E402
 from service.replay import replay  # noqa: E402

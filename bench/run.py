@@ -21,8 +21,8 @@ import argparse
 import asyncio
 import os
 import re
-import secrets
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -35,9 +35,10 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench._db import drop_database, fresh_database, server_url  # noqa: E402
 from bench.events import events  # noqa: E402
-from service import db, migrate  # noqa: E402
-from tests.conftest import free_port, with_db  # noqa: E402
+from service import db  # noqa: E402
+from tests.conftest import free_port  # noqa: E402
 
 SECRET = "bench-webhook-secret"
 WRK_THREADS = 1
@@ -55,35 +56,6 @@ class Result:
     cpu_percent: float
     acked: int = 0
     stored: int | None = None
-
-
-def server_url() -> str:
-    if url := os.environ.get("DATABASE_URL"):
-        return url
-    from service import embedded  # noqa: PLC0415
-
-    return embedded.start(ROOT / ".data")
-
-
-async def _admin(url: str, sql: str) -> None:
-    conn = await db.connect(with_db(url, "postgres"))
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-def fresh_database(server: str) -> str:
-    name = f"vh_bench_{secrets.token_hex(4)}"
-    asyncio.run(_admin(server, f'CREATE DATABASE "{name}"'))
-    url = with_db(server, name)
-    migrate.upgrade(url)
-    return url
-
-
-def drop_database(server: str, url: str) -> None:
-    name = url.partition("?")[0].rsplit("/", 1)[1]
-    asyncio.run(_admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def write_requests(directory: Path, count: int, seed: int) -> str:
@@ -109,7 +81,7 @@ def start(command: list[str], env: dict[str, str], port: int) -> subprocess.Pope
         if process.poll() is not None:
             raise SystemExit(f"{command} exited with {process.returncode}")
         try:
-            with __import__("socket").create_connection(("127.0.0.1", port), timeout=0.2):
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
                 return process
         except OSError:
             time.sleep(0.1)

@@ -84,3 +84,10 @@ async def schema_revision(conn: Connection) -> str | None:
 
 # Errors that mean "this value cannot be stored", not "Postgres is down".
 REJECTED_VALUES: tuple[type[BaseException], ...] = (asyncpg.DataError,)
+
+
+def with_database(url: str, name: str) -> str:
+    """`url` pointing at database `name` (keeps host, port, user and query options)."""
+    base, _, query = url.partition("?")
+    root = base.rsplit("/", 1)[0] if base.count("/") > 2 else base
+    return f"{root}/{name}" + (f"?{query}" if query else "")

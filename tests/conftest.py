@@ -58,13 +58,6 @@ def load_fixture(event_type: str) -> dict[str, Any]:
     return data
 
 
-def with_db(url: str, name: str) -> str:
-    """`url` pointing at database `name` (keeps host, port, user and query options)."""
-    base, _, query = url.partition("?")
-    root = base.rsplit("/", 1)[0] if base.count("/") > 2 else base
-    return f"{root}/{name}" + (f"?{query}" if query else "")
-
-
 @pytest.fixture
 def cluster_dir() -> Iterator[Path]:
     """A directory for an embedded Postgres cluster of a test's own. Not pytest's tmp_path:
@@ -91,7 +84,7 @@ def server_url() -> str:
 
 
 async def _admin_async(server_url: str, sql: str) -> None:
-    conn = await asyncpg.connect(with_db(server_url, "postgres"))
+    conn = await asyncpg.connect(db.with_database(server_url, "postgres"))
     try:
         await conn.execute(sql)
     finally:
@@ -127,7 +120,7 @@ def create_database(server_url: str) -> Iterator[Callable[[], str]]:
         name = f"vh_test_{secrets.token_hex(4)}"
         _admin(server_url, f'CREATE DATABASE "{name}"')
         made.append(name)
-        return with_db(server_url, name)
+        return db.with_database(server_url, name)
 
     yield make
     for name in made:

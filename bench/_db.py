@@ -1,0 +1,42 @@
+"""The benchmarks' Postgres: DATABASE_URL's server or the embedded one, and throwaway
+databases on it, each migrated to head and dropped after its run."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from pathlib import Path
+
+from service import db, migrate
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def server_url() -> str:
+    if url := os.environ.get("DATABASE_URL"):
+        return url
+    from service import embedded  # noqa: PLC0415 - only without DATABASE_URL
+
+    return embedded.start(ROOT / ".data")
+
+
+async def _admin(server: str, sql: str) -> None:
+    conn = await db.connect(db.with_database(server, "postgres"))
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+def fresh_database(server: str) -> str:
+    name = f"vh_bench_{secrets.token_hex(4)}"
+    asyncio.run(_admin(server, f'CREATE DATABASE "{name}"'))
+    url = db.with_database(server, name)
+    migrate.upgrade(url)
+    return url
+
+
+def drop_database(server: str, url: str) -> None:
+    name = url.partition("?")[0].rsplit("/", 1)[1]
+    asyncio.run(_admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
