@@ -33,6 +33,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn  # noqa: PLC0415 - only the serve command needs the server
 
     from service.app import create_app  # noqa: PLC0415
+    from service.protocol import protocol_for  # noqa: PLC0415
 
     settings.require_signing()
     url = database_url(settings)
@@ -51,6 +52,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         "proxy_headers": True,
         "timeout_graceful_shutdown": args.grace,
         "server_header": False,
+        # httptools with time and size bounds on each request head (slow clients).
+        "http": protocol_for(settings),
     }
     workers = args.workers or settings.workers
     if workers > 1:

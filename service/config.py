@@ -29,6 +29,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_body_bytes: int = 1024 * 1024
     # Request headers larger than this (all names and values together) get 431.
     max_header_bytes: int = 16 * 1024
+    # A request line and headers not complete this long after the connection (or the
+    # request's first byte) get 408 and a closed connection; see service/protocol.py.
+    header_timeout_seconds: float = 10.0
     # A body that has not fully arrived by then gets 408 (slow clients hold no worker).
     body_timeout_seconds: float = 10.0
     # Voucherify gives up after 10 s; answering 503 well before that lets it retry cleanly.
@@ -70,6 +73,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 access_log=_flag(env.get("ACCESS_LOG", "")),
                 max_body_bytes=int(env.get("MAX_BODY_BYTES", str(1024 * 1024))),
                 max_header_bytes=int(env.get("MAX_HEADER_BYTES", str(16 * 1024))),
+                header_timeout_seconds=float(env.get("HEADER_TIMEOUT_SECONDS", "10")),
                 body_timeout_seconds=float(env.get("BODY_TIMEOUT_SECONDS", "10")),
                 write_timeout_seconds=float(env.get("WRITE_TIMEOUT_SECONDS", "5")),
                 retry_after_seconds=int(env.get("RETRY_AFTER_SECONDS", "5")),
@@ -112,6 +116,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "access_log": self.access_log,
             "max_body_bytes": self.max_body_bytes,
             "max_header_bytes": self.max_header_bytes,
+            "header_timeout_seconds": self.header_timeout_seconds,
             "body_timeout_seconds": self.body_timeout_seconds,
             "write_timeout_seconds": self.write_timeout_seconds,
             "db_pool_size": self.db_pool_size,

@@ -15,10 +15,19 @@ REQUEST_ID_HEADER = "x-request-id"
 _json = msgspec.json.Encoder()
 
 
+def json_bytes(body: Any) -> bytes:
+    return _json.encode(body)
+
+
 def json_response(
     body: Any, status: int = 200, headers: Mapping[str, str] | None = None
 ) -> Response:
     return Response(_json.encode(body), status, headers, media_type="application/json")
+
+
+def error_body(status: int, key: str, message: str, **extra: Any) -> dict[str, Any]:
+    """An error as Voucherify writes one: code, key, message[, details, request_id, ...]."""
+    return {"code": status, "key": key, "message": message, **extra}
 
 
 def error_response(
@@ -31,8 +40,7 @@ def error_response(
     headers: Mapping[str, str] | None = None,
     **extra: Any,
 ) -> Response:
-    """An error as Voucherify writes one: code, key, message[, details, request_id, ...]."""
-    body: dict[str, Any] = {"code": status, "key": key, "message": message, **extra}
+    body = error_body(status, key, message, **extra)
     if details:
         body["details"] = details
     all_headers = dict(headers or {})

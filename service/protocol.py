@@ -1,0 +1,139 @@
+"""The HTTP/1.1 connection: uvicorn's httptools protocol with bounds on the request head.
+
+uvicorn reads a request line and headers for as long as a client takes and for as many
+bytes as it sends; httptools even buffers one endless header value whole. A client that
+trickles its headers (slowloris) or streams megabytes of them holds a connection and
+memory. Here the head must arrive within HEADER_TIMEOUT_SECONDS (counted from the
+connection, or from a kept-alive connection's next request byte) and within
+MAX_HEADER_BYTES, or the client gets 408 or 431 and the connection is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from http import HTTPStatus
+from typing import Any, cast
+
+import structlog
+from uvicorn.config import Config
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.server import ServerState
+
+from service.config import Settings
+from service.responses import error_body, json_bytes
+
+log = structlog.get_logger("service.http")
+
+# How long a refused connection still drains what its client sends, before closing.
+LINGER_SECONDS = 2.0
+
+
+class BoundedHttpProtocol(HttpToolsProtocol):
+    """One connection; bytes of a request head are counted and timed until it is complete."""
+
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+        *,
+        header_timeout: float,
+        max_header_bytes: int,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self.header_timeout = header_timeout
+        self.max_header_bytes = max_header_bytes
+        # Armed while a request head is awaited: from the connection, then from each
+        # request's first byte until its headers are complete.
+        self.head_timer: asyncio.TimerHandle | None = None
+        self.head_bytes = 0
+        self.refused = False
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._await_head()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._head_done()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self.refused:
+            return  # lingering after a refusal: what the client still sends is dropped
+        awaiting = self.head_timer is not None
+        super().data_received(data)
+        # Bytes that left the head still incomplete belong to it; httptools would keep them.
+        if awaiting and self.head_timer is not None and not self.transport.is_closing():
+            self.head_bytes += len(data)
+            if self.head_bytes > self.max_header_bytes:
+                message = f"request line and headers over {self.max_header_bytes} bytes"
+                self._refuse(431, "headers_too_large", message)
+
+    def eof_received(self) -> None:
+        if self.refused:
+            self.transport.close()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if self.head_timer is None:
+            self._await_head()
+
+    def on_headers_complete(self) -> None:
+        self._head_done()
+        super().on_headers_complete()
+
+    def _await_head(self) -> None:
+        self.head_bytes = 0
+        self.head_timer = self.loop.call_later(self.header_timeout, self._head_timed_out)
+
+    def _head_done(self) -> None:
+        if self.head_timer is not None:
+            self.head_timer.cancel()
+            self.head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self.head_timer = None
+        if self.transport.is_closing():
+            return
+        if self.cycle is not None and not self.cycle.response_complete:
+            # A pipelined head is late while an earlier response is still being written:
+            # finish that response, then close.
+            self.cycle.keep_alive = False
+            return
+        message = f"request headers not received within {self.header_timeout} s"
+        self._refuse(408, "request_timeout", message)
+
+    def _refuse(self, status: int, key: str, message: str) -> None:
+        self._head_done()
+        body = json_bytes(error_body(status, key, message))
+        head = (
+            f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n"
+            "content-type: application/json\r\n"
+            f"content-length: {len(body)}\r\n"
+            "connection: close\r\n\r\n"
+        )
+        self.transport.write(head.encode("ascii") + body)
+        self.refused = True
+        # Closing with the client's bytes unread would reset the connection and could
+        # destroy the answer before the client reads it: half-close, drop what still
+        # comes, close at the client's end of data or after a short linger.
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+            self.loop.call_later(LINGER_SECONDS, self.transport.close)
+        else:
+            self.transport.close()
+        client = f"{self.client[0]}:{self.client[1]}" if self.client else None
+        log.warning("request refused", status=status, key=key, reason=message, client=client)
+
+
+def protocol_for(settings: Settings) -> type[asyncio.Protocol]:
+    """What uvicorn's `http` option takes; a partial of a module-level class, so it
+    pickles into `--workers` subprocesses."""
+    bounded = functools.partial(
+        BoundedHttpProtocol,
+        header_timeout=settings.header_timeout_seconds,
+        max_header_bytes=settings.max_header_bytes,
+    )
+    return cast(type[asyncio.Protocol], bounded)

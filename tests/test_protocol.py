@@ -1,0 +1,148 @@
+"""Slow and oversized request heads against a live server, over raw sockets."""
+
+from __future__ import annotations
+
+import json
+import select
+import socket
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from service import signing
+from tests.conftest import WEBHOOK, compact_json, load_fixture
+from tests.test_main import cli_env, serving
+
+SECRET = "protocol-secret"
+HEADER_TIMEOUT = 1.0
+MAX_HEADER_BYTES = 4096
+
+
+@pytest.fixture(scope="module")
+def server(database_url: str) -> Iterator[tuple[str, int]]:
+    env = cli_env(
+        DATABASE_URL=database_url,
+        VOUCHERIFY_WEBHOOK_SECRET=SECRET,
+        HEADER_TIMEOUT_SECONDS=str(HEADER_TIMEOUT),
+        MAX_HEADER_BYTES=str(MAX_HEADER_BYTES),
+    )
+    with serving(env) as (_, base):
+        host, port = base.removeprefix("http://").split(":")
+        yield host, int(port)
+
+
+def _connect(server: tuple[str, int]) -> socket.socket:
+    return socket.create_connection(server, timeout=10)
+
+
+def _read_until_closed(sock: socket.socket) -> tuple[bytes, float]:
+    """Everything the server sends until it closes the connection, and when it closed."""
+    chunks = []
+    while chunk := sock.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks), time.monotonic()
+
+
+def _status_and_body(answer: bytes) -> tuple[int, dict[str, object]]:
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return int(head.split(b" ")[1]), json.loads(body)
+
+
+def _read_response(sock: socket.socket) -> int:
+    """One whole response on a kept-alive connection; its status."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":")[1]) for line in head.lower().split(b"\r\n")
+        if line.startswith(b"content-length:")
+    )  # fmt: skip
+    while len(body) < length:
+        body += sock.recv(65536)
+    return int(head.split(b" ")[1])
+
+
+def _request(body: bytes, *, keep_alive: bool) -> bytes:
+    head = (
+        f"POST {WEBHOOK} HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\n"
+        f"x-voucherify-signature: {signing.sign(SECRET, body)}\r\n"
+        f"content-length: {len(body)}\r\n"
+        f"connection: {'keep-alive' if keep_alive else 'close'}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+def test_headers_that_never_finish_get_408_after_the_header_timeout(
+    server: tuple[str, int],
+) -> None:
+    """Slowloris: a header line every 0.2 s keeps the connection busy, never complete."""
+    with _connect(server) as sock:
+        started = time.monotonic()
+        sock.sendall(f"POST {WEBHOOK} HTTP/1.1\r\nhost: test\r\n".encode())
+        sock.settimeout(0.2)
+        answer = b""
+        for n in range(50):  # 10 s of trickling at most; the server must cut it well before
+            try:
+                sock.sendall(f"x-slow-{n}: a\r\n".encode())
+                answer += sock.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                break
+            if answer:
+                break
+        sock.settimeout(10)
+        rest, closed = _read_until_closed(sock)
+    status, body = _status_and_body(answer + rest)
+    assert status == 408
+    assert body["key"] == "request_timeout"
+    assert HEADER_TIMEOUT <= closed - started < HEADER_TIMEOUT + 5
+
+
+def test_a_connection_that_sends_nothing_is_closed(server: tuple[str, int]) -> None:
+    with _connect(server) as sock:
+        started = time.monotonic()
+        answer, closed = _read_until_closed(sock)
+    assert _status_and_body(answer)[0] == 408
+    assert HEADER_TIMEOUT <= closed - started < HEADER_TIMEOUT + 5
+
+
+def test_an_endless_header_gets_431_without_waiting_for_its_end(
+    server: tuple[str, int],
+) -> None:
+    """httptools would buffer one header value for ever; the head is cut at the limit."""
+    with _connect(server) as sock:
+        sock.sendall(f"POST {WEBHOOK} HTTP/1.1\r\nhost: test\r\nx-big: ".encode())
+        sent = 0
+        while sent < 50 * MAX_HEADER_BYTES and not select.select([sock], [], [], 0.01)[0]:
+            sock.sendall(b"a" * 1024)
+            sent += 1024
+        answer, _ = _read_until_closed(sock)
+    status, body = _status_and_body(answer)
+    assert status == 431
+    assert body["key"] == "headers_too_large"
+    assert sent < 50 * MAX_HEADER_BYTES
+
+
+def test_a_kept_alive_connection_is_timed_again_for_its_next_request(
+    server: tuple[str, int],
+) -> None:
+    """Quick requests on one connection are served for longer than the header timeout;
+    a later request whose head stalls is cut off like a first one."""
+    event = compact_json(load_fixture("customer.created") | {"id": "evcus_protocol_keepalive"})
+    with _connect(server) as sock:
+        deadline = time.monotonic() + HEADER_TIMEOUT * 2
+        statuses = []
+        while time.monotonic() < deadline:
+            sock.sendall(_request(event, keep_alive=True))
+            statuses.append(_read_response(sock))
+            time.sleep(0.1)
+        sock.sendall(f"POST {WEBHOOK} HTTP/1.1\r\nhost: te".encode())
+        started = time.monotonic()
+        answer, closed = _read_until_closed(sock)
+    assert statuses[0] == 202
+    assert set(statuses[1:]) == {200}  # the same event again: duplicate
+    assert _status_and_body(answer)[0] == 408
+    assert HEADER_TIMEOUT * 0.5 <= closed - started < HEADER_TIMEOUT + 5
