@@ -32,7 +32,7 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn  # noqa: PLC0415 - only the serve command needs the server
 
-    from service.app import create_app  # noqa: PLC0415
+    from service.app import create_app, settle_heap  # noqa: PLC0415
     from service.protocol import protocol_for  # noqa: PLC0415
 
     settings.require_signing()
@@ -61,7 +61,9 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         os.environ["DATABASE_URL"] = url
         uvicorn.run("service.app:from_env", factory=True, workers=workers, **common)
         return 0
-    uvicorn.Server(uvicorn.Config(create_app(settings, url), **common)).run()
+    app = create_app(settings, url)
+    settle_heap()
+    uvicorn.Server(uvicorn.Config(app, **common)).run()
     return 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -275,4 +276,15 @@ def from_env() -> Starlette:
     service_log.configure(settings.log_level, settings.log_format)
     if not settings.database_url:
         raise RuntimeError("serve sets DATABASE_URL for its workers")
-    return create_app(settings, settings.database_url)
+    app = create_app(settings, settings.database_url)
+    settle_heap()
+    return app
+
+
+def settle_heap() -> None:
+    """Exempt what start-up built (modules, the decoder, alembic's imports: hundreds of
+    thousands of objects that live for ever) from the garbage collector, once, in a
+    serving process. Otherwise every full collection walks them all: 50-70 ms pauses
+    under load, measured, which were most of the p99 tail."""
+    gc.collect()
+    gc.freeze()
