@@ -1,5 +1,5 @@
 -- wrk script: replay pre-signed webhook deliveries, one file per thread, in order.
--- Arguments: <file prefix> [delay ms per request per connection, for a target rate].
+-- Argument: <file prefix>.
 -- Each thread reads <prefix>.<n>: lines of "<signature>\t<body>"; it writes the event ids
 -- the server acknowledged (2xx) to <prefix>.<n>.acked so the runner can check the database.
 -- Past the end of the file it starts again (those are retries); the runner says if it did.
@@ -16,7 +16,6 @@ end
 function init(args)
   requests = {}
   local prefix = args[1]
-  delay_ms = tonumber(args[2] or "0")
   for line in io.lines(prefix .. "." .. n) do
     local sig, body = line:match("^([^\t]*)\t(.*)$")
     requests[#requests + 1] = wrk.format("POST", "/webhooks/voucherify",
@@ -30,10 +29,6 @@ end
 function request()
   sent = sent + 1
   return requests[(sent - 1) % #requests + 1]
-end
-
-function delay()
-  return delay_ms
 end
 
 function response(status, headers, body)
