@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import asyncpg
@@ -41,6 +42,10 @@ def _decode_jsonb(data: bytes) -> Any:
     return msgspec.json.decode(data[1:])
 
 
+def _encode_json(value: Any) -> bytes:
+    return value if isinstance(value, bytes) else msgspec.json.encode(value)
+
+
 async def _init_connection(conn: Connection) -> None:
     await conn.set_type_codec(
         "jsonb",
@@ -49,6 +54,18 @@ async def _init_connection(conn: Connection) -> None:
         schema="pg_catalog",
         format="binary",
     )
+    # json parameters carry whole batches of rows: encoded by msgspec, sent as they are.
+    await conn.set_type_codec(
+        "json", encoder=_encode_json, decoder=msgspec.json.decode, schema="pg_catalog",
+        format="binary",
+    )  # fmt: skip
+    from service.handlers import install  # noqa: PLC0415 - handlers import this module
+
+    # A session that cannot write (read-only, no TEMP privilege) needs no write function.
+    with contextlib.suppress(
+        asyncpg.ReadOnlySQLTransactionError, asyncpg.InsufficientPrivilegeError
+    ):
+        await install(conn)
 
 
 async def connect(dsn: str, **kwargs: Any) -> asyncpg.Connection[asyncpg.Record]:

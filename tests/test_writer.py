@@ -83,3 +83,19 @@ async def test_a_stalled_database_gets_503_with_retry_after_within_the_deadline(
         await blocker.close()
     assert {a.status_code for a in answers} == {503}
     assert all(a.headers["retry-after"] == "5" for a in answers)
+
+
+async def test_a_read_only_session_still_connects(database_url: str) -> None:
+    """Connections install the batch-write function; one that cannot write (an analyst's
+    read-only session) connects all the same, without it."""
+    conn = await db.connect(database_url, server_settings={"default_transaction_read_only": "on"})
+    try:
+        assert await conn.fetchval("SELECT to_regprocedure('pg_temp.apply_writes(json)')") is None
+        assert await conn.fetchval("SELECT count(*) FROM events") >= 0
+    finally:
+        await conn.close()
+    conn = await db.connect(database_url)
+    try:
+        assert await conn.fetchval("SELECT to_regprocedure('pg_temp.apply_writes(json)')")
+    finally:
+        await conn.close()

@@ -9,11 +9,13 @@ event's statements: the raw event is stored quarantined with the error, for `rep
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from service.handlers._sql import Bulk, Statement
+from service.handlers._sql import REGISTRY, Bulk, Statement
 
 if TYPE_CHECKING:
     from service.db import Connection
@@ -60,45 +62,70 @@ class Writes:
         return sum(len(rows) for rows in self.rows.values())
 
     async def apply(self, conn: Connection) -> None:
-        """Run every statement once over all its rows: as one `unnest` statement where
-        the statement allows it (rows reduced to one per key first), else pipelined by
-        asyncpg's executemany."""
-        types = _COLUMN_TYPES or await _load_column_types(conn)
+        """Run every statement once over all its rows (reduced to one per key where one
+        statement could not write a key twice), in first-use order, all in one round trip
+        through `pg_temp.apply_writes`; plain SQL strings run pipelined by asyncpg's
+        executemany where they fall in that order."""
+        steps: list[tuple[str, list[dict[str, Any]]]] = []
         for statement, rows in self.rows.items():
             if isinstance(statement, str):
+                if steps:
+                    await conn.execute(APPLY_WRITES, steps)
+                    steps = []
                 await conn.executemany(statement, rows)
-                continue
-            if isinstance(statement, Bulk):
-                await conn.execute(statement.sql, *(list(c) for c in zip(*rows, strict=True)))
-                continue
-            if statement not in _SET_BASED:
-                _SET_BASED[statement] = statement.set_based(types)
-            set_based = _SET_BASED[statement] if len(rows) > 1 else None
-            if set_based is None:
-                await conn.executemany(statement.sql, rows)
-                continue
-            reduced = statement.reduce(rows)
-            await conn.execute(set_based, *(list(column) for column in zip(*reduced, strict=True)))
+            elif isinstance(statement, Statement):
+                names = statement.columns
+                steps.append(
+                    (
+                        statement.name,
+                        [dict(zip(names, r, strict=True)) for r in statement.reduce(rows)],
+                    )
+                )
+            else:
+                names = statement.names
+                steps.append((statement.name, [dict(zip(names, r, strict=True)) for r in rows]))
+        if steps:
+            await conn.execute(APPLY_WRITES, steps)
 
 
-# (table, column) -> SQL type, read once per process from the migrated schema, and the
-# set-based form of each statement built from them (None: executemany).
-_COLUMN_TYPES: dict[tuple[str, str], str] = {}
-_SET_BASED: dict[Statement, str | None] = {}
+APPLY_WRITES = "SELECT pg_temp.apply_writes($1::json)"
 
-COLUMN_TYPES = """
-SELECT c.relname AS table, a.attname AS column, format_type(a.atttypid, a.atttypmod) AS type
-FROM pg_attribute a
-JOIN pg_class c ON c.oid = a.attrelid
-JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE n.nspname = current_schema() AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped
+
+async def install(conn: Connection) -> None:
+    """Create this session's `pg_temp.apply_writes(json)`: every statement handlers use,
+    compiled into one PL/pgSQL function (its plans cached for the session). Built from the
+    statements themselves, so it never drifts from them."""
+    await conn.execute(_apply_writes_function())
+
+
+@cache
+def _apply_writes_function() -> str:
+    from service import routing  # noqa: F401, PLC0415 - imports every handler: all statements
+
+    branches = "\n".join(
+        f"            WHEN '{s.name}' THEN\n{textwrap.indent(s.sql.strip(), ' ' * 16)};"
+        for s in REGISTRY
+    )
+    # Only our own statements' SQL goes in; every value arrives as the json argument.
+    return _APPLY_WRITES_TEMPLATE.replace("{branches}", branches)
+
+
+_APPLY_WRITES_TEMPLATE = """
+CREATE OR REPLACE FUNCTION pg_temp.apply_writes(_steps json) RETURNS void
+LANGUAGE plpgsql SET "TimeZone" = 'UTC' AS $apply$
+DECLARE
+    _step json;
+    _rows json;
+BEGIN
+    FOR _step IN SELECT value FROM json_array_elements(_steps) LOOP
+        _rows := _step -> 1;
+        CASE _step ->> 0
+{branches}
+        END CASE;
+    END LOOP;
+END
+$apply$
 """
-
-
-async def _load_column_types(conn: Connection) -> dict[tuple[str, str], str]:
-    for row in await conn.fetch(COLUMN_TYPES):
-        _COLUMN_TYPES[(row["table"], row["column"])] = row["type"]
-    return _COLUMN_TYPES
 
 
 def require(value: T | None, path: str) -> T:

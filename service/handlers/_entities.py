@@ -190,22 +190,32 @@ UPSERT_ORDER = upsert("orders", ORDER_COLUMNS, when=f"t.is_stub OR {NEWER}")
 UPSERT_ORDER_STUB = upsert("orders", ORDER_COLUMNS, when=f"t.is_stub AND {NEWER}")
 # Items follow the order row: only the event the order row now holds rewrites them, so
 # within one batch or across batches the newest event's items win.
-DELETE_ORDER_ITEMS = Bulk("""
-DELETE FROM order_items i USING orders o, unnest($1::text[], $2::text[]) AS d (order_id, event_id)
-WHERE i.order_id = d.order_id AND o.id = d.order_id AND o.last_event_id = d.event_id
-""")
-INSERT_ORDER_ITEMS = Bulk("""
-INSERT INTO order_items (order_id, position, id, source_id, product_id, sku_id, related_object,
-                         quantity, amount, discount_amount, subtotal_amount, price, metadata)
-SELECT i.order_id, i.position, i.id, i.source_id, i.product_id, i.sku_id, i.related_object,
-       i.quantity, i.amount, i.discount_amount, i.subtotal_amount, i.price, i.metadata
-FROM unnest($1::text[], $2::text[], $3::integer[], $4::text[], $5::text[], $6::text[],
-            $7::text[], $8::text[], $9::integer[], $10::bigint[], $11::bigint[],
-            $12::bigint[], $13::numeric[], $14::jsonb[])
-     AS i (order_id, event_id, position, id, source_id, product_id, sku_id, related_object,
-           quantity, amount, discount_amount, subtotal_amount, price, metadata)
-WHERE EXISTS (SELECT FROM orders o WHERE o.id = i.order_id AND o.last_event_id = i.event_id)
-""")
+DELETE_ORDER_ITEMS = Bulk(
+    "order_items_delete",
+    (("order_id", "text"), ("event_id", "text")),
+    """
+    DELETE FROM order_items i USING orders o, {rows}
+    WHERE i.order_id = r.order_id AND o.id = r.order_id AND o.last_event_id = r.event_id
+    """,
+)
+INSERT_ORDER_ITEMS = Bulk(
+    "order_items_insert",
+    (("order_id", "text"), ("event_id", "text"), ("position", "integer"), ("id", "text"),
+     ("source_id", "text"), ("product_id", "text"), ("sku_id", "text"),
+     ("related_object", "text"), ("quantity", "integer"), ("amount", "bigint"),
+     ("discount_amount", "bigint"), ("subtotal_amount", "bigint"), ("price", "numeric"),
+     ("metadata", "jsonb")),
+    """
+    INSERT INTO order_items (order_id, position, id, source_id, product_id, sku_id,
+                             related_object, quantity, amount, discount_amount,
+                             subtotal_amount, price, metadata)
+    SELECT r.order_id, r.position, r.id, r.source_id, r.product_id, r.sku_id,
+           r.related_object, r.quantity, r.amount, r.discount_amount, r.subtotal_amount,
+           r.price, r.metadata
+    FROM {rows}
+    WHERE EXISTS (SELECT FROM orders o WHERE o.id = r.order_id AND o.last_event_id = r.event_id)
+    """,
+)  # fmt: skip
 
 
 def order(

@@ -4,14 +4,14 @@ Every current-state table follows one rule, so the rule is written once: a row i
 only by an event newer than the one it holds, ordered by (event time, event id) so ties
 resolve the same way whatever the arrival order. History tables insert once per key.
 
-Each statement also knows its table, columns and key, so `Writes` can run the rows of many
-events as one set-based statement (`INSERT ... SELECT * FROM unnest($1::type[], ...)`)
-instead of one execution per row.
+Each statement reads its rows as a set (a JSON array, `_rows`), so `Writes` runs the rows
+of many events as one statement, and all statements of a batch in one round trip
+(`install` below compiles them all into one function).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -20,9 +20,14 @@ from typing import Any
 NEWER = "(t.last_event_at, t.last_event_id) < (EXCLUDED.last_event_at, EXCLUDED.last_event_id)"
 
 
-@dataclass(frozen=True)
+# Every statement built here, in creation order: `install` compiles them into one
+# function per connection, so a batch's writes travel in one round trip.
+REGISTRY: list[Statement | Bulk] = []
+
+
+@dataclass(frozen=True, eq=False)
 class Statement:
-    """SQL for one row (`sql`), plus what it takes to write many rows in one statement."""
+    """An upsert or insert-once into one table; rows are positional, in `columns` order."""
 
     table: str
     columns: tuple[str, ...]
@@ -30,30 +35,28 @@ class Statement:
     conflict: str
     newest_wins: bool
 
-    # Built on first use, then kept: these run for every batch.
+    def __post_init__(self) -> None:
+        REGISTRY.append(self)
+
+    @cached_property
+    def name(self) -> str:
+        return f"{self.table}_{REGISTRY.index(self)}"
+
     @cached_property
     def sql(self) -> str:
-        params = ", ".join(f"${n}" for n, _ in enumerate(self.columns, 1))
+        """The write for a set of rows given as a JSON array of objects (`_rows`), one per
+        key (see `reduce`): the table's own row type reads each column from its key."""
+        columns = ", ".join(self.columns)
         return (
-            f"INSERT INTO {self.table} AS t ({', '.join(self.columns)})\n"
-            f"VALUES ({params})\n{self.conflict}"
-        )
-
-    def set_based(self, types: Mapping[tuple[str, str], str]) -> str | None:
-        """The same write for many rows at once, given the columns' SQL types; None when a
-        column is an array (unnest would flatten it) or unknown."""
-        casts = [types.get((self.table, c)) for c in self.columns]
-        if any(t is None or t.endswith("]") for t in casts):
-            return None
-        arrays = ", ".join(f"${n}::{t}[]" for n, t in enumerate(casts, 1))
-        return (
-            f"INSERT INTO {self.table} AS t ({', '.join(self.columns)})\n"
-            f"SELECT * FROM unnest({arrays})\n{self.conflict}"
+            f"INSERT INTO {self.table} AS t ({columns})\n"
+            f"SELECT {columns} FROM json_populate_recordset(NULL::{self.table}, _rows)\n"
+            f"{self.conflict}"
         )
 
     def reduce(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         """One row per key, as running them one by one would leave it: for newer-wins
-        upserts the newest (time, event id), the first on ties; otherwise the first."""
+        upserts the newest (time, event id), the first on ties; otherwise the first.
+        (One statement cannot update the same row twice.)"""
         keys = self._key_positions
         chosen: dict[tuple[Any, ...], tuple[Any, ...]] = {}
         if self.newest_wins:
@@ -77,12 +80,27 @@ class Statement:
         return self.columns.index("last_event_at"), self.columns.index("last_event_id")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Bulk:
-    """A statement written once for many rows: `sql` takes one array per column ($1 the
-    first column of every row, ...), so `Writes` runs it once per batch."""
+    """Any other statement over a set of rows. `{rows}` in the template reads them as
+    relation `r`, from a JSON array of objects whose keys are `columns` (name, SQL type);
+    every row is kept, in order."""
 
-    sql: str
+    name: str
+    columns: tuple[tuple[str, str], ...]
+    template: str
+
+    def __post_init__(self) -> None:
+        REGISTRY.append(self)
+
+    @cached_property
+    def names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.columns)
+
+    @cached_property
+    def sql(self) -> str:
+        record = ", ".join(f"{name} {kind}" for name, kind in self.columns)
+        return self.template.replace("{rows}", f"json_to_recordset(_rows) AS r ({record})")
 
 
 def upsert(table: str, columns: Sequence[str], *, key: Sequence[str] = ("id",),
