@@ -4,21 +4,33 @@ from __future__ import annotations
 
 from service.events.segments import SegmentActivity, SegmentEntered
 from service.handlers import Meta, Writes, _entities, require
-from service.handlers._sql import NEWER
+from service.handlers._sql import NEWER, Bulk
 
 # Entry and exit times only ever move forward, so any arrival order gives the same row;
-# the name and last event follow the newest event.
-UPSERT_MEMBERSHIP = f"""
-INSERT INTO segment_memberships AS t (customer_id, segment_id, segment_name,
-                                      entered_at, left_at, last_event_at, last_event_id)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
-ON CONFLICT (customer_id, segment_id) DO UPDATE SET
-    entered_at    = GREATEST(t.entered_at, EXCLUDED.entered_at),
-    left_at       = GREATEST(t.left_at, EXCLUDED.left_at),
-    segment_name  = CASE WHEN {NEWER} THEN EXCLUDED.segment_name ELSE t.segment_name END,
-    last_event_id = CASE WHEN {NEWER} THEN EXCLUDED.last_event_id ELSE t.last_event_id END,
-    last_event_at = GREATEST(t.last_event_at, EXCLUDED.last_event_at)
-"""  # noqa: S608 - NEWER is a constant; values are $n parameters
+# the name and last event follow the newest event. A batch's rows for one membership are
+# merged the same way first (one statement cannot update a row twice).
+NEWEST_FIRST = "ORDER BY r.last_event_at DESC, r.last_event_id DESC"
+UPSERT_MEMBERSHIP = Bulk(
+    "segment_memberships_upsert",
+    (("customer_id", "text"), ("segment_id", "text"), ("segment_name", "text"),
+     ("entered_at", "timestamptz"), ("left_at", "timestamptz"),
+     ("last_event_at", "timestamptz"), ("last_event_id", "text")),
+    f"""
+    INSERT INTO segment_memberships AS t (customer_id, segment_id, segment_name,
+                                          entered_at, left_at, last_event_at, last_event_id)
+    SELECT r.customer_id, r.segment_id, (array_agg(r.segment_name {NEWEST_FIRST}))[1],
+           max(r.entered_at), max(r.left_at), max(r.last_event_at),
+           (array_agg(r.last_event_id {NEWEST_FIRST}))[1]
+    FROM {{rows}}
+    GROUP BY r.customer_id, r.segment_id
+    ON CONFLICT (customer_id, segment_id) DO UPDATE SET
+        entered_at    = GREATEST(t.entered_at, EXCLUDED.entered_at),
+        left_at       = GREATEST(t.left_at, EXCLUDED.left_at),
+        segment_name  = CASE WHEN {NEWER} THEN EXCLUDED.segment_name ELSE t.segment_name END,
+        last_event_id = CASE WHEN {NEWER} THEN EXCLUDED.last_event_id ELSE t.last_event_id END,
+        last_event_at = GREATEST(t.last_event_at, EXCLUDED.last_event_at)
+    """,  # noqa: S608 - constants only; the rows arrive as json
+)  # fmt: skip
 
 
 def handle(w: Writes, meta: Meta, event: SegmentActivity) -> None:

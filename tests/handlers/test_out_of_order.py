@@ -8,6 +8,8 @@ from typing import Any
 import httpx
 
 from service import db
+from service.intake import parse
+from service.writer import commit, prepare
 from tests.conftest import WEBHOOK, compact_json, fetch_one, load_fixture, signed
 
 
@@ -95,6 +97,36 @@ async def test_segment_membership_is_right_whichever_of_enter_and_leave_arrives_
     assert row["entered_at"] == datetime(2024, 1, 1, 10, tzinfo=UTC)
     assert row["left_at"] == datetime(2024, 1, 2, 10, tzinfo=UTC)
     assert row["last_event_id"] == "evcus_ooo_2"
+
+
+async def test_segment_events_in_one_batch_merge_as_if_applied_one_by_one(
+    conn: db.Connection,
+) -> None:
+    """One batch (one statement) holds enter, leave and enter again for one membership,
+    shuffled: the row is what applying them one by one in any order leaves."""
+    segment = {"id": "seg_batch"}
+    customer = {"id": "cust_seg_batch"}
+    activities = [
+        event("customer.segment.entered", 11, "2024-01-01T10:00:00Z",
+              segment=segment | {"name": "Old"}, customer=customer),
+        event("customer.segment.left", 12, "2024-01-02T10:00:00Z",
+              segment=segment | {"name": "Middle"}, customer=customer),
+        event("customer.segment.entered", 13, "2024-01-03T10:00:00Z",
+              segment=segment | {"name": "Newest"}, customer=customer),
+    ]  # fmt: skip
+    received = datetime.now(UTC)
+    batch = [prepare(parse(compact_json(a)), received) for a in reversed(activities)]
+    await commit(conn, [batch[1], batch[0], batch[2]])
+    late = event("customer.segment.left", 14, "2023-12-31T10:00:00Z",
+                 segment=segment | {"name": "Stale"}, customer=customer)  # fmt: skip
+    await commit(conn, [prepare(parse(compact_json(late)), received)])
+
+    row = await fetch_one(conn, "SELECT * FROM segment_memberships")
+    assert row["segment_name"] == "Newest"
+    assert row["entered_at"] == datetime(2024, 1, 3, 10, tzinfo=UTC)
+    assert row["left_at"] == datetime(2024, 1, 2, 10, tzinfo=UTC)
+    assert row["last_event_at"] == datetime(2024, 1, 3, 10, tzinfo=UTC)
+    assert row["last_event_id"] == "evcus_ooo_13"
 
 
 async def test_a_rollback_writes_its_own_row_pointing_at_its_parent(
