@@ -42,24 +42,22 @@ log = structlog.get_logger("service.writer")
 
 # `event_ids` decides what is new (its primary key spans every month of the partitioned
 # `events`); only new events are inserted, in the same statement.
-INSERT_EVENTS = """
+EVENT_COLUMNS = ("id", "type", "family", "status", "error", "payload", "created_at",
+                 "received_at", "group_id", "customer_id", "delivery_id", "project_id")  # fmt: skip
+_columns = ", ".join(EVENT_COLUMNS)
+INSERT_EVENTS = f"""
 WITH batch AS (
-    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-                         $6::jsonb[], $7::timestamptz[], $8::timestamptz[], $9::text[],
-                         $10::text[], $11::text[], $12::text[])
-        AS b (id, type, family, status, error, payload, created_at, received_at,
-              group_id, customer_id, delivery_id, project_id)
+    SELECT {_columns} FROM json_populate_recordset(NULL::events, $1::json)
 ), new AS (
     INSERT INTO event_ids (id, received_at)
     SELECT id, received_at FROM batch
     ON CONFLICT (id) DO NOTHING
     RETURNING id
 )
-INSERT INTO events (id, type, family, status, error, payload, created_at, received_at,
-                    group_id, customer_id, delivery_id, project_id)
+INSERT INTO events ({_columns})
 SELECT b.* FROM batch b JOIN new USING (id)
 RETURNING id
-"""
+"""  # noqa: S608 - column names only; the rows arrive as one json argument
 
 
 class Outcome(enum.StrEnum):
@@ -117,16 +115,18 @@ async def commit(
     conn: Connection, batch: Sequence[Prepared], *, redact_deleted: bool = False
 ) -> set[str]:
     """Insert the raw events and, for those new, their rows; returns the new event ids."""
-    columns: list[list[object]] = [[] for _ in range(12)]
-    for p in batch:
-        i = p.incoming
-        status = "quarantined" if p.error else "processed"
-        row = (i.event_id, i.type, i.family, status, p.error, msgspec.Raw(i.body), i.created_at,
-               p.received_at, i.group_id, i.customer_id, i.delivery_id, i.project_id)  # fmt: skip
-        for column, value in zip(columns, row, strict=True):
-            column.append(value)
+    # One json argument: the request bodies go in as they came (msgspec.Raw), unparsed.
+    rows = [
+        dict(zip(EVENT_COLUMNS, (
+            p.incoming.event_id, p.incoming.type, p.incoming.family,
+            "quarantined" if p.error else "processed", p.error, msgspec.Raw(p.incoming.body),
+            p.incoming.created_at, p.received_at, p.incoming.group_id, p.incoming.customer_id,
+            p.incoming.delivery_id, p.incoming.project_id,
+        ), strict=True))
+        for p in batch
+    ]  # fmt: skip
     async with conn.transaction():
-        new = {r["id"] for r in await conn.fetch(INSERT_EVENTS, *columns)}
+        new = {r["id"] for r in await conn.fetch(INSERT_EVENTS, rows)}
         writes = Writes()
         for p in batch:
             if p.incoming.event_id in new:
