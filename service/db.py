@@ -34,16 +34,13 @@ _JSONB_VERSION = b"\x01"
 
 
 def _encode_jsonb(value: Any) -> bytes:
-    # msgspec.Raw passes already-encoded JSON (the request body) through untouched.
+    # msgspec.Raw passes already-encoded JSON (the request body) through untouched, also
+    # inside a whole batch of rows sent as one jsonb argument.
     return _JSONB_VERSION + msgspec.json.encode(value)
 
 
 def _decode_jsonb(data: bytes) -> Any:
     return msgspec.json.decode(data[1:])
-
-
-def _encode_json(value: Any) -> bytes:
-    return value if isinstance(value, bytes) else msgspec.json.encode(value)
 
 
 async def _init_connection(conn: Connection) -> None:
@@ -54,11 +51,6 @@ async def _init_connection(conn: Connection) -> None:
         schema="pg_catalog",
         format="binary",
     )
-    # json parameters carry whole batches of rows: encoded by msgspec, sent as they are.
-    await conn.set_type_codec(
-        "json", encoder=_encode_json, decoder=msgspec.json.decode, schema="pg_catalog",
-        format="binary",
-    )  # fmt: skip
     from service.handlers import install  # noqa: PLC0415 - handlers import this module
 
     # A session that cannot write (read-only, no TEMP privilege) needs no write function.

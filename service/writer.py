@@ -47,7 +47,7 @@ EVENT_COLUMNS = ("id", "type", "family", "status", "error", "payload", "created_
 _columns = ", ".join(EVENT_COLUMNS)
 INSERT_EVENTS = f"""
 WITH batch AS (
-    SELECT {_columns} FROM json_populate_recordset(NULL::events, $1::json)
+    SELECT {_columns} FROM jsonb_populate_recordset(NULL::events, $1::jsonb)
 ), new AS (
     INSERT INTO event_ids (id, received_at)
     SELECT id, received_at FROM batch
@@ -57,7 +57,7 @@ WITH batch AS (
 INSERT INTO events ({_columns})
 SELECT b.* FROM batch b JOIN new USING (id)
 RETURNING id
-"""  # noqa: S608 - column names only; the rows arrive as one json argument
+"""  # noqa: S608 - column names only; the rows arrive as one jsonb argument
 
 
 class Outcome(enum.StrEnum):
@@ -115,7 +115,7 @@ async def commit(
     conn: Connection, batch: Sequence[Prepared], *, redact_deleted: bool = False
 ) -> set[str]:
     """Insert the raw events and, for those new, their rows; returns the new event ids."""
-    # One json argument: the request bodies go in as they came (msgspec.Raw), unparsed.
+    # One jsonb argument: the request bodies go in as they came (msgspec.Raw), unparsed.
     rows = [
         dict(zip(EVENT_COLUMNS, (
             p.incoming.event_id, p.incoming.type, p.incoming.family,

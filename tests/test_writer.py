@@ -90,12 +90,12 @@ async def test_a_read_only_session_still_connects(database_url: str) -> None:
     read-only session) connects all the same, without it."""
     conn = await db.connect(database_url, server_settings={"default_transaction_read_only": "on"})
     try:
-        assert await conn.fetchval("SELECT to_regprocedure('pg_temp.apply_writes(json)')") is None
+        assert await conn.fetchval("SELECT to_regprocedure('pg_temp.apply_writes(jsonb)')") is None
         assert await conn.fetchval("SELECT count(*) FROM events") >= 0
     finally:
         await conn.close()
     conn = await db.connect(database_url)
     try:
-        assert await conn.fetchval("SELECT to_regprocedure('pg_temp.apply_writes(json)')")
+        assert await conn.fetchval("SELECT to_regprocedure('pg_temp.apply_writes(jsonb)')")
     finally:
         await conn.close()

@@ -49,7 +49,7 @@ class Statement:
         columns = ", ".join(self.columns)
         return (
             f"INSERT INTO {self.table} AS t ({columns})\n"
-            f"SELECT {columns} FROM json_populate_recordset(NULL::{self.table}, _rows)\n"
+            f"SELECT {columns} FROM jsonb_populate_recordset(NULL::{self.table}, _rows)\n"
             f"{self.conflict}"
         )
 
@@ -100,7 +100,7 @@ class Bulk:
     @cached_property
     def sql(self) -> str:
         record = ", ".join(f"{name} {kind}" for name, kind in self.columns)
-        return self.template.replace("{rows}", f"json_to_recordset(_rows) AS r ({record})")
+        return self.template.replace("{rows}", f"jsonb_to_recordset(_rows) AS r ({record})")
 
 
 def upsert(table: str, columns: Sequence[str], *, key: Sequence[str] = ("id",),
