@@ -20,7 +20,7 @@ import msgspec
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench._db import drop_database, fresh_database, server_url  # noqa: E402
+from bench._db import drop_database, fresh_database, postgres_cpu_seconds, server_url  # noqa: E402
 from bench.events import events  # noqa: E402
 from bench.run import SECRET  # noqa: E402
 from service import db  # noqa: E402
@@ -50,15 +50,18 @@ async def run(url: str, count: int) -> None:
             chunk = rows[start : start + 5000]
             await conn.execute(INSERT, *map(list, zip(*chunk, strict=True)))
         stored = await conn.fetchval("SELECT count(*) FROM events")
-        started = time.perf_counter()
+        started, cpu, pg_cpu = time.perf_counter(), time.process_time(), postgres_cpu_seconds()
         report = await replay(conn)
         seconds = time.perf_counter() - started
+        cpu, pg_cpu = time.process_time() - cpu, postgres_cpu_seconds() - pg_cpu
     finally:
         await conn.close()
     print(
         f"replayed {report.events:,} of {stored:,} stored events in {seconds:.1f} s: "
         f"{report.events / seconds:,.0f} events/s ({report.quarantined} quarantined); "
-        f"target 10,000 events/s: {'PASS' if report.events / seconds >= 10000 else 'FAIL'}"
+        f"target 10,000 events/s: {'PASS' if report.events / seconds >= 10000 else 'FAIL'}\n"
+        f"CPU during the replay: this process {cpu:.1f} s, Postgres {pg_cpu:.1f} s "
+        f"(wall {seconds:.1f} s)"
     )
 
 

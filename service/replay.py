@@ -10,6 +10,7 @@ get) their error. `--quarantined` retries only those, without touching anything 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -82,28 +83,18 @@ async def replay(
     async with conn.transaction():
         if not quarantined_only:
             await conn.execute(f"TRUNCATE {', '.join(NORMALIZED_TABLES)}")
-        after: tuple[datetime, str] = (EPOCH, "")
-        while True:
-            rows = await conn.fetch(SELECT_PAGE, *after, not quarantined_only, PAGE)
-            if not rows:
-                break
-            results = await _replay_page(conn, rows, redact_deleted=redact_deleted)
-            changes: list[tuple[str, str, str, str | None]] = []
-            for row, (family, status, error) in zip(rows, results, strict=True):
-                report.events += 1
-                if status == "processed":
-                    report.processed += 1
-                    if row["status"] == "quarantined":
-                        report.newly_processed.append(row["id"])
-                else:
-                    report.quarantined += 1
-                if (family, status, error) != (row["family"], row["status"], row["error"]):
-                    changes.append((row["id"], family, status, error))
-            if changes:
-                await conn.execute(UPDATE_STATUS, *map(list, zip(*changes, strict=True)))
+        rows = await conn.fetch(SELECT_PAGE, EPOCH, "", not quarantined_only, PAGE)
+        prepared = await _prepare_page(rows, redact_deleted=redact_deleted)
+        while rows:
+            after = (rows[-1]["received_at"], rows[-1]["id"])
+            following = await conn.fetch(SELECT_PAGE, *after, not quarantined_only, PAGE)
+            # Postgres writes this page while Python decodes the next one.
+            writing = asyncio.ensure_future(_write_page(conn, rows, prepared, report))
+            upcoming = await _prepare_page(following, redact_deleted=redact_deleted)
+            await writing
             if progress is not None:
                 progress(len(rows))
-            after = (rows[-1]["received_at"], rows[-1]["id"])
+            rows, prepared = following, upcoming
         if redact_deleted:
             # Events replayed after a customer's deletion may have copied personal data again.
             for statement in REDACT_AFTER_STORE:
@@ -113,14 +104,43 @@ async def replay(
 
 
 Result = tuple[str, str, str | None]  # (family, status, error)
+Prepared = list[tuple[Result, Writes]]
 
 
-async def _replay_page(
-    conn: Connection, rows: list[asyncpg.Record], *, redact_deleted: bool
-) -> list[Result]:
-    """Normalize a page of stored events, all their rows written together like a live batch;
-    when that fails in Postgres, event by event, so only the bad one is quarantined."""
-    prepared = [_prepare(row, redact_deleted=redact_deleted) for row in rows]
+async def _prepare_page(rows: list[asyncpg.Record], *, redact_deleted: bool) -> Prepared:
+    """Decode and normalize a page in Python, yielding to the event loop now and then so
+    the page being written keeps streaming to Postgres meanwhile."""
+    prepared = []
+    for n, row in enumerate(rows, 1):
+        prepared.append(_prepare(row, redact_deleted=redact_deleted))
+        if n % 20 == 0:
+            await asyncio.sleep(0)
+    return prepared
+
+
+async def _write_page(
+    conn: Connection, rows: list[asyncpg.Record], prepared: Prepared, report: Report
+) -> None:
+    """Write a page's rows, then record each event's (possibly new) status."""
+    results = await _apply_page(conn, prepared)
+    changes: list[tuple[str, str, str, str | None]] = []
+    for row, (family, status, error) in zip(rows, results, strict=True):
+        report.events += 1
+        if status == "processed":
+            report.processed += 1
+            if row["status"] == "quarantined":
+                report.newly_processed.append(row["id"])
+        else:
+            report.quarantined += 1
+        if (family, status, error) != (row["family"], row["status"], row["error"]):
+            changes.append((row["id"], family, status, error))
+    if changes:
+        await conn.execute(UPDATE_STATUS, *map(list, zip(*changes, strict=True)))
+
+
+async def _apply_page(conn: Connection, prepared: Prepared) -> list[Result]:
+    """All of a page's rows written together like a live batch; when that fails in
+    Postgres, event by event, so only the bad one is quarantined."""
     writes = Writes()
     for _, w in prepared:
         writes.extend(w)
