@@ -10,7 +10,7 @@ export VOUCHERIFY_WEBHOOK_SECRET ?= local-dev-secret
 SAMPLE := tests/fixtures/events/customer.order.paid.json
 
 .DEFAULT_GOAL := help
-.PHONY: help install run migrate replay docs test lint bench bench-export fixtures clean
+.PHONY: help install run migrate replay docs test lint bench bench-export bench-soak bench-replay fixtures clean
 
 help: ## show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -58,6 +58,14 @@ bench: $(STAMP) ## service vs no-op ceiling vs naive receiver under wrk (install
 
 bench-export: $(STAMP) ## export 1,000,000 orders: rows/s and peak RSS vs a fetch-all baseline
 	$(PY) bench/export_rows.py --rows $${ROWS:-1000000}
+
+bench-soak: $(STAMP) ## one service process through ~1,000,000 events: RSS per round (~15 min)
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk) \
+		|| { echo "install wrk (Debian/Ubuntu: apt-get install wrk)"; exit 1; }
+	$(PY) bench/soak.py --events $${EVENTS:-1050000}
+
+bench-replay: $(STAMP) ## `replay` over ~95,000 stored events: events/s, Python vs Postgres CPU
+	$(PY) bench/replay_rate.py --events $${EVENTS:-100000}
 
 fixtures: $(STAMP) ## regenerate tests/fixtures/events from Voucherify's OpenAPI file
 	$(PY) tests/fixtures/build_fixtures.py

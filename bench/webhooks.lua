@@ -1,5 +1,7 @@
 -- wrk script: replay pre-signed webhook deliveries, one file per thread, in order.
--- Argument: <file prefix>.
+-- Arguments: <file prefix> [once]: with "once", a thread sends its file once, then stops
+-- and says so in <prefix>.<n>.done (wrk itself runs for its whole duration: bench/soak.py
+-- waits for that file, lets the last answers arrive and stops wrk).
 -- Each thread reads <prefix>.<n>: lines of "<signature>\t<body>"; it writes the event ids
 -- the server acknowledged (2xx) to <prefix>.<n>.acked so the runner can check the database.
 -- Past the end of the file it starts again (those are retries); the runner says if it did.
@@ -16,6 +18,8 @@ end
 function init(args)
   requests = {}
   local prefix = args[1]
+  once = args[2] == "once"
+  done = prefix .. "." .. n .. ".done"
   for line in io.lines(prefix .. "." .. n) do
     local sig, body = line:match("^([^\t]*)\t(.*)$")
     requests[#requests + 1] = wrk.format("POST", "/webhooks/voucherify",
@@ -28,6 +32,14 @@ end
 
 function request()
   sent = sent + 1
+  if once and sent > #requests then
+    if sent == #requests + 1 then
+      acked:flush()
+      io.open(done, "w"):close()
+      wrk.thread:stop()
+    end
+    return wrk.format("GET", "/healthz")
+  end
   return requests[(sent - 1) % #requests + 1]
 end
 
