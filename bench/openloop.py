@@ -33,6 +33,10 @@ class OpenLoopResult:
     p99_ms: float
     errors: int
     acked: list[str] = field(default_factory=list)
+    # Quarter-second windows (by when requests were due) whose median latency was over
+    # 100 ms, and the worst window's median: stalls, as opposed to a uniformly slow server.
+    stalled_windows: int = 0
+    worst_window_ms: float = 0.0
 
 
 class _Answer(msgspec.Struct):
@@ -79,6 +83,7 @@ async def run(port: int, requests: list[bytes], rate: float, seconds: float,
     opened = 0
     available = asyncio.Condition()
     latencies: list[float] = []
+    windows: dict[int, list[float]] = {}
     acked: list[str] = []
     errors = 0
 
@@ -115,7 +120,9 @@ async def run(port: int, requests: list[bytes], rate: float, seconds: float,
             conn[1].close()
             await release(None)
             return
-        latencies.append(time.perf_counter() - due)
+        latency = time.perf_counter() - due
+        latencies.append(latency)
+        windows.setdefault(int((due - start) * 4), []).append(latency)
         await release(conn)
         if 200 <= status < 300:
             event_id = _ANSWER.decode(body).event_id
@@ -141,5 +148,7 @@ async def run(port: int, requests: list[bytes], rate: float, seconds: float,
     for _, writer, _ in idle:
         writer.close()
     cuts = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [0.0] * 99
+    medians = [statistics.median(w) for w in windows.values()]
+    stalled, worst = sum(m > 0.1 for m in medians), max(medians, default=0.0) * 1000
     return OpenLoopResult(rate, total, len(latencies) / elapsed, cuts[49] * 1000,
-                          cuts[98] * 1000, errors, acked)  # fmt: skip
+                          cuts[98] * 1000, errors, acked, stalled, worst)  # fmt: skip
