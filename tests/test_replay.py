@@ -12,11 +12,13 @@ import copy
 import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from unittest.mock import patch
 
 import httpx
 import pytest
 
 from service import db
+from service import replay as replay_module
 from service.replay import NORMALIZED_TABLES, replay
 from tests.conftest import (
     WEBHOOK,
@@ -123,15 +125,18 @@ async def test_a_shuffled_journey_with_retries_gives_the_same_tables_as_causal_o
         assert await dump(conn) == expected, f"seed {seed}"
 
 
+@pytest.mark.parametrize("page", [1000, 7])
 async def test_replay_rebuilds_exactly_what_live_ingestion_wrote_and_is_idempotent(
-    client: httpx.AsyncClient, conn: db.Connection
+    client: httpx.AsyncClient, conn: db.Connection, page: int
 ) -> None:
+    """In one page, and in pages of 7 (written while the next is decoded)."""
     await deliver(client, [compact_json(e) for e in journey()])
     live = await dump(conn)
 
-    first = await replay(conn)
-    after_first = await dump(conn)
-    second = await replay(conn)
+    with patch.object(replay_module, "PAGE", page):
+        first = await replay(conn)
+        after_first = await dump(conn)
+        second = await replay(conn)
 
     assert after_first == live
     assert await dump(conn) == live
