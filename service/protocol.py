@@ -45,8 +45,11 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         super().__init__(config, server_state, app_state, _loop)
         self.header_timeout = header_timeout
         self.max_header_bytes = max_header_bytes
-        # Armed while a request head is awaited: from the connection, then from each
-        # request's first byte until its headers are complete.
+        # A request head is awaited from the connection, then from each request's first
+        # byte until its headers are complete. The timer is armed only when a read leaves
+        # a head incomplete: most heads arrive whole in one read and need none.
+        self.awaiting_head = False
+        self.head_since = 0.0
         self.head_timer: asyncio.TimerHandle | None = None
         self.head_bytes = 0
         self.refused = False
@@ -54,6 +57,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._await_head()
+        self._arm_head_timer()  # a connection that never sends a byte
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._head_done()
@@ -62,10 +66,13 @@ class BoundedHttpProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self.refused:
             return  # lingering after a refusal: what the client still sends is dropped
-        awaiting = self.head_timer is not None
+        awaiting = self.awaiting_head
         super().data_received(data)
+        if not self.awaiting_head or self.transport.is_closing():
+            return
+        self._arm_head_timer()
         # Bytes that left the head still incomplete belong to it; httptools would keep them.
-        if awaiting and self.head_timer is not None and not self.transport.is_closing():
+        if awaiting:
             self.head_bytes += len(data)
             if self.head_bytes > self.max_header_bytes:
                 message = f"request line and headers over {self.max_header_bytes} bytes"
@@ -77,7 +84,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        if self.head_timer is None:
+        if not self.awaiting_head:
             self._await_head()
 
     def on_headers_complete(self) -> None:
@@ -85,17 +92,24 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         super().on_headers_complete()
 
     def _await_head(self) -> None:
+        self.awaiting_head = True
+        self.head_since = self.loop.time()
         self.head_bytes = 0
-        self.head_timer = self.loop.call_later(self.header_timeout, self._head_timed_out)
+
+    def _arm_head_timer(self) -> None:
+        if self.head_timer is None:
+            deadline = self.head_since + self.header_timeout
+            self.head_timer = self.loop.call_at(deadline, self._head_timed_out)
 
     def _head_done(self) -> None:
+        self.awaiting_head = False
         if self.head_timer is not None:
             self.head_timer.cancel()
             self.head_timer = None
 
     def _head_timed_out(self) -> None:
         self.head_timer = None
-        if self.transport.is_closing():
+        if not self.awaiting_head or self.transport.is_closing():
             return
         if self.cycle is not None and not self.cycle.response_complete:
             # A pipelined head is late while an earlier response is still being written:
