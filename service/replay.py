@@ -2,8 +2,8 @@
 
 Full replay empties every normalized table and re-derives it from `events` in one
 transaction (analysts see the old tables until the new ones are complete), a page at a
-time with the same set-based writes as live ingestion. Handlers are order-independent, so
-the result equals what live ingestion produced. Quarantined events
+time with the same batch writes as live ingestion (`Writes.apply`). Handlers are
+order-independent, so the result equals what live ingestion produced. Quarantined events
 are retried; those that now normalize become `processed`, those that still fail keep (or
 get) their error. `--quarantined` retries only those, without touching anything else.
 """

@@ -2,8 +2,9 @@
 
 Each request hands its decoded event to the `Writer` and waits. A writer task takes
 everything queued (up to `max_batch`), runs the handlers in Python, then in one
-transaction inserts all raw events with one `unnest` statement and runs each collected
-statement once for all its rows; only then are the requests answered. While one batch
+transaction inserts all raw events with one statement (the rows as one jsonb argument)
+and writes the new events' rows with one call (`Writes.apply`); only then are the
+requests answered. While one batch
 commits the next one gathers, so the batch size follows the load.
 
 Guarantees:

@@ -24,7 +24,7 @@ from service.db import Connection
 from service.events.times import parse_date, parse_time
 from service.exports.catalog import OBJECTS, Column, ExportObject, Kind
 from service.exports.query import field_name
-from service.handlers._sql import NEWER
+from service.handlers._sql import NEWER, update_when
 
 BATCH = 1000
 BEGINNING = datetime(1970, 1, 1, tzinfo=UTC)
@@ -113,11 +113,10 @@ def _convert(kind: Kind, text: str) -> Any:
 def _statement(p: Plan, extra: list[str]) -> str:
     names = [c for _, c, _ in p.columns] + extra
     params = ", ".join(f"${n}" for n in range(1, len(names) + 1))
-    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in names if c != "id")
     guard = f"t.is_stub OR {NEWER}" if p.table in STUB_TABLES else NEWER
     return (
-        f"INSERT INTO {p.table} AS t ({', '.join(names)}) VALUES ({params}) "  # noqa: S608
-        f"ON CONFLICT (id) DO UPDATE SET {updates} WHERE {guard}"
+        f"INSERT INTO {p.table} AS t ({', '.join(names)}) VALUES ({params})\n"  # noqa: S608
+        + update_when(names, when=guard)
     )
 
 

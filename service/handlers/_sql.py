@@ -106,9 +106,15 @@ class Bulk:
 def upsert(table: str, columns: Sequence[str], *, key: Sequence[str] = ("id",),
            when: str = NEWER) -> Statement:  # fmt: skip
     """INSERT, or UPDATE every non-key column when `when` holds."""
-    updates = ",\n    ".join(f"{c} = EXCLUDED.{c}" for c in columns if c not in key)
-    conflict = f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET\n    {updates}\nWHERE {when}"
+    conflict = update_when(columns, key=key, when=when)
     return Statement(table, tuple(columns), tuple(key), conflict, newest_wins=True)
+
+
+def update_when(columns: Sequence[str], *, key: Sequence[str] = ("id",), when: str = NEWER) -> str:
+    """The ON CONFLICT clause of an upsert: every non-key column from the new row, when
+    `when` holds (by default: the new row is newer than the stored one)."""
+    updates = ",\n    ".join(f"{c} = EXCLUDED.{c}" for c in columns if c not in key)
+    return f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET\n    {updates}\nWHERE {when}"
 
 
 def append(table: str, columns: Sequence[str], *, key: Sequence[str] = ("event_id",)) -> Statement:
