@@ -59,7 +59,7 @@ bench: $(STAMP) ## service vs no-op ceiling vs naive receiver under wrk (install
 bench-export: $(STAMP) ## export 1,000,000 orders: rows/s and peak RSS vs a fetch-all baseline
 	$(PY) bench/export_rows.py --rows $${ROWS:-1000000}
 
-bench-soak: $(STAMP) ## one service process through ~1,000,000 events: RSS per round (~15 min)
+bench-soak: $(STAMP) ## one service process through ~1,000,000 events: RSS per round (~10 min)
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk) \
 		|| { echo "install wrk (Debian/Ubuntu: apt-get install wrk)"; exit 1; }
 	$(PY) bench/soak.py --events $${EVENTS:-1050000}

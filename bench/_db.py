@@ -3,7 +3,6 @@ databases on it, each migrated to head and dropped after its run."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import secrets
@@ -12,6 +11,7 @@ from pathlib import Path
 import psutil
 
 from service import db, migrate
+from tests.conftest import admin_sql
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -24,17 +24,9 @@ def server_url() -> str:
     return embedded.start(ROOT / ".data")
 
 
-async def _admin(server: str, sql: str) -> None:
-    conn = await db.connect(db.with_database(server, "postgres"))
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 def fresh_database(server: str) -> str:
     name = f"vh_bench_{secrets.token_hex(4)}"
-    asyncio.run(_admin(server, f'CREATE DATABASE "{name}"'))
+    admin_sql(server, f'CREATE DATABASE "{name}"')
     url = db.with_database(server, name)
     migrate.upgrade(url)
     return url
@@ -42,7 +34,7 @@ def fresh_database(server: str) -> str:
 
 def drop_database(server: str, url: str) -> None:
     name = url.partition("?")[0].rsplit("/", 1)[1]
-    asyncio.run(_admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin_sql(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def postgres_cpu_seconds() -> float:

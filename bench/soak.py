@@ -26,16 +26,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench._db import drop_database, fresh_database, server_url  # noqa: E402
-from bench.events import events  # noqa: E402
-from bench.run import SECRET, start  # noqa: E402
+from bench.run import SECRET, start, write_requests  # noqa: E402
 from service import db  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
-
-
-def write_round(path: Path, count: int, seed: int) -> None:
-    with path.open("w") as f:
-        for _, signature, body in events(count, SECRET, seed):
-            f.write(f"{signature}\t{body.decode()}\n")
 
 
 async def stored(url: str) -> int:
@@ -68,8 +61,7 @@ def main() -> None:
             sent = 0
             for n in range(1, -(-args.events // args.round) + 1):
                 size = min(args.round, args.events - sent)
-                prefix = str(Path(tmp) / f"round-{n}")
-                write_round(Path(f"{prefix}.0"), size, seed=100 + n)
+                prefix = write_requests(Path(tmp), size, seed=100 + n)
                 began = time.monotonic()
                 with subprocess.Popen(
                     ["wrk", "-t1", f"-c{args.connections}", "-d3600s", "--timeout", "30s",

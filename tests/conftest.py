@@ -91,8 +91,9 @@ async def _admin_async(server_url: str, sql: str) -> None:
         await conn.close()
 
 
-def _admin(server_url: str, sql: str) -> None:
-    """Run admin SQL from sync or async code alike (in its own thread and event loop)."""
+def admin_sql(server_url: str, sql: str) -> None:
+    """Run admin SQL (CREATE/DROP DATABASE) on the server's `postgres` database, from sync
+    or async code alike (in its own thread and event loop); the benchmarks use it too."""
     with ThreadPoolExecutor(1) as pool:
         pool.submit(asyncio.run, _admin_async(server_url, sql)).result()
 
@@ -118,13 +119,13 @@ def create_database(server_url: str) -> Iterator[Callable[[], str]]:
 
     def make() -> str:
         name = f"vh_test_{secrets.token_hex(4)}"
-        _admin(server_url, f'CREATE DATABASE "{name}"')
+        admin_sql(server_url, f'CREATE DATABASE "{name}"')
         made.append(name)
         return db.with_database(server_url, name)
 
     yield make
     for name in made:
-        _admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin_sql(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")
