@@ -93,6 +93,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         except ValueError as exc:
             raise ConfigError(f"invalid setting: {exc}") from exc
 
+    def __post_init__(self) -> None:
+        if self.db_pool_size <= self.writer_concurrency:
+            # Each writer task keeps a connection; probes and exports need one more.
+            raise ConfigError(
+                f"DB_POOL_SIZE ({self.db_pool_size}) must be larger than WRITER_CONCURRENCY "
+                f"({self.writer_concurrency}): each writer keeps a connection of the pool"
+            )
+
     def require_signing(self) -> None:
         """Refuse to serve an endpoint anyone on the internet could write into."""
         if not self.webhook_secrets and not self.allow_unsigned:

@@ -51,13 +51,15 @@ async def _init_connection(conn: Connection) -> None:
         schema="pg_catalog",
         format="binary",
     )
-    from service.handlers import install  # noqa: PLC0415 - handlers import this module
+    # Both import this module.
+    from service.handlers import install  # noqa: PLC0415
+    from service.writer import INGEST_FUNCTION  # noqa: PLC0415
 
     # A session that cannot write (read-only, no TEMP privilege) needs no write function.
     with contextlib.suppress(
         asyncpg.ReadOnlySQLTransactionError, asyncpg.InsufficientPrivilegeError
     ):
-        await install(conn)
+        await install(conn, INGEST_FUNCTION)
 
 
 async def connect(dsn: str, **kwargs: Any) -> asyncpg.Connection[asyncpg.Record]:

@@ -1,11 +1,13 @@
 """Group commit: concurrent deliveries are written together, one transaction per batch.
 
 Each request hands its decoded event to the `Writer` and waits. A writer task takes
-everything queued (up to `max_batch`), runs the handlers in Python, then in one
-transaction inserts all raw events with one statement (the rows as one jsonb argument)
-and writes the new events' rows with one call (`Writes.apply`); only then are the
-requests answered. While one batch
-commits the next one gathers, so the batch size follows the load.
+everything queued (up to `max_batch`), runs the handlers in Python, then makes one call,
+`pg_temp.ingest(events, writes)`, on a connection it keeps: one statement, so one
+transaction and one round trip, that inserts all raw events and applies the new events'
+rows (`Writes.steps`); only then are the requests answered. While one batch commits the
+next one gathers, so the batch size follows the load. (A transaction spread over several
+statements sat idle between them whenever the event loop was busy with requests: batches
+took 7.5 ms instead of 4.8.)
 
 Guarantees:
 - A 2xx is only sent after the commit that holds the event.
@@ -26,10 +28,12 @@ import asyncio
 import contextlib
 import enum
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
+import asyncpg
 import msgspec
 import structlog
 
@@ -39,16 +43,20 @@ from service.handlers._entities import REDACT_AFTER_STORE
 from service.intake import Incoming
 from service.routing import UNKNOWN, normalize
 
+if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
+
 log = structlog.get_logger("service.writer")
 
 # `event_ids` decides what is new (its primary key spans every month of the partitioned
-# `events`); only new events are inserted, in the same statement.
+# `events`); only new events are inserted, in the same statement. `{events}` is the batch's
+# rows as one jsonb array.
 EVENT_COLUMNS = ("id", "type", "family", "status", "error", "payload", "created_at",
                  "received_at", "group_id", "customer_id", "delivery_id", "project_id")  # fmt: skip
 _columns = ", ".join(EVENT_COLUMNS)
-INSERT_EVENTS = f"""
+_INSERT_EVENTS = f"""
 WITH batch AS (
-    SELECT {_columns} FROM jsonb_populate_recordset(NULL::events, $1::jsonb)
+    SELECT {_columns} FROM jsonb_populate_recordset(NULL::events, {{events}})
 ), new AS (
     INSERT INTO event_ids (id, received_at)
     SELECT id, received_at FROM batch
@@ -57,8 +65,40 @@ WITH batch AS (
 )
 INSERT INTO events ({_columns})
 SELECT b.* FROM batch b JOIN new USING (id)
-RETURNING id
 """  # noqa: S608 - column names only; the rows arrive as one jsonb argument
+INSERT_EVENTS = _INSERT_EVENTS.replace("{events}", "$1::jsonb") + "RETURNING id"
+
+# A whole batch in one statement, so one round trip, and no transaction left waiting on
+# this process between statements (the event loop has other requests to serve): stores
+# the events and applies their writes, or, when some of them are already stored, writes
+# nothing and returns those ids (the caller drops them and calls again, since the writes
+# were reduced across the batch assuming every event new). An event stored by a
+# concurrent transaction meanwhile raises STORED_MEANWHILE, undoing the call.
+STORED_MEANWHILE = "VH409"
+INGEST = "SELECT pg_temp.ingest($1::jsonb, $2::jsonb)"
+INGEST_FUNCTION = f"""
+CREATE OR REPLACE FUNCTION pg_temp.ingest(_events jsonb, _steps jsonb) RETURNS text[]
+LANGUAGE plpgsql SET "TimeZone" = 'UTC' AS $ingest$
+DECLARE
+    _stored text[];
+    _inserted bigint;
+BEGIN
+    SELECT array_agg(i.id) INTO _stored FROM event_ids i
+    WHERE i.id = ANY (ARRAY(SELECT value ->> 'id' FROM jsonb_array_elements(_events)));
+    IF _stored IS NOT NULL THEN
+        RETURN _stored;
+    END IF;
+    {_INSERT_EVENTS.replace("{events}", "_events").strip()};
+    GET DIAGNOSTICS _inserted = ROW_COUNT;
+    IF _inserted < jsonb_array_length(_events) THEN
+        RAISE EXCEPTION 'batch events stored meanwhile by another transaction (retried without)'
+            USING ERRCODE = '{STORED_MEANWHILE}';
+    END IF;
+    PERFORM pg_temp.apply_writes(_steps);
+    RETURN '{{}}';
+END
+$ingest$;
+"""  # noqa: S608 - column names only
 
 
 class Outcome(enum.StrEnum):
@@ -116,8 +156,43 @@ async def commit(
     conn: Connection, batch: Sequence[Prepared], *, redact_deleted: bool = False
 ) -> set[str]:
     """Insert the raw events and, for those new, their rows; returns the new event ids."""
-    # One jsonb argument: the request bodies go in as they came (msgspec.Raw), unparsed.
-    rows = [
+    if redact_deleted or any(p.writes.plain_sql for p in batch):
+        return await _commit_in_transaction(conn, batch, redact_deleted=redact_deleted)
+    pending = list(batch)
+    races = 0
+    while pending:
+        try:
+            stored = await conn.fetchval(INGEST, _event_rows(pending), _writes(pending).steps())
+        except asyncpg.PostgresError as exc:
+            if exc.sqlstate != STORED_MEANWHILE or races >= 3:
+                raise
+            races += 1  # the next call sees those events stored
+            continue
+        if not stored:
+            return {p.incoming.event_id for p in pending}
+        already = set(stored)
+        pending = [p for p in pending if p.incoming.event_id not in already]
+    return set()
+
+
+async def _commit_in_transaction(
+    conn: Connection, batch: Sequence[Prepared], *, redact_deleted: bool
+) -> set[str]:
+    """`commit` for batches with plain SQL statements (customer redaction): statement by
+    statement in one transaction."""
+    async with conn.transaction():
+        new = {r["id"] for r in await conn.fetch(INSERT_EVENTS, _event_rows(batch))}
+        await _writes(p for p in batch if p.incoming.event_id in new).apply(conn)
+        if redact_deleted and new:
+            for statement in REDACT_AFTER_STORE:
+                await conn.execute(statement, list(new))
+    return new
+
+
+def _event_rows(batch: Iterable[Prepared]) -> list[dict[str, Any]]:
+    """The raw rows as one jsonb argument: the request bodies go in as they came
+    (msgspec.Raw), unparsed."""
+    return [
         dict(zip(EVENT_COLUMNS, (
             p.incoming.event_id, p.incoming.type, p.incoming.family,
             "quarantined" if p.error else "processed", p.error, msgspec.Raw(p.incoming.body),
@@ -126,17 +201,13 @@ async def commit(
         ), strict=True))
         for p in batch
     ]  # fmt: skip
-    async with conn.transaction():
-        new = {r["id"] for r in await conn.fetch(INSERT_EVENTS, rows)}
-        writes = Writes()
-        for p in batch:
-            if p.incoming.event_id in new:
-                writes.extend(p.writes)
-        await writes.apply(conn)
-        if redact_deleted and new:
-            for statement in REDACT_AFTER_STORE:
-                await conn.execute(statement, list(new))
-    return new
+
+
+def _writes(batch: Iterable[Prepared]) -> Writes:
+    writes = Writes()
+    for p in batch:
+        writes.extend(p.writes)
+    return writes
 
 
 @dataclass
@@ -186,20 +257,26 @@ class Writer:
         return await asyncio.shield(future)
 
     async def _run(self) -> None:
-        while True:
-            items = [await self._queue.get()]
-            while len(items) < self.max_batch:
+        lease = _Lease(self.pool)
+        try:
+            while True:
+                items = [await self._queue.get()]
+                while len(items) < self.max_batch:
+                    try:
+                        items.append(self._queue.get_nowait())
+                    except asyncio.QueueEmpty:
+                        break
                 try:
-                    items.append(self._queue.get_nowait())
-                except asyncio.QueueEmpty:
-                    break
-            try:
-                await self._write_batch(items)
-            finally:
-                for _ in items:
-                    self._queue.task_done()
+                    await self._write_batch(items, lease)
+                finally:
+                    for _ in items:
+                        self._queue.task_done()
+        finally:
+            await lease.release()
 
-    async def _write_batch(self, items: list[tuple[Incoming, asyncio.Future[Written]]]) -> None:
+    async def _write_batch(
+        self, items: list[tuple[Incoming, asyncio.Future[Written]]], lease: _Lease
+    ) -> None:
         started = time.perf_counter()
         received_at = datetime.now(UTC)
         first: dict[str, Prepared] = {}
@@ -213,8 +290,10 @@ class Writer:
             outcomes.append((future, prepared))
         batch = list(first.values())
         try:
-            new, failed = await self._commit(batch)
+            new, failed = await self._commit(batch, await lease.connection())
         except BaseException as exc:
+            # Whatever state the connection is in now, the next batch starts on a clean one.
+            await lease.release()
             for future, _ in outcomes:
                 _fail(future, exc)
             if isinstance(exc, asyncio.CancelledError):
@@ -232,37 +311,58 @@ class Writer:
         if self.on_batch is not None:
             self.on_batch(len(items), time.perf_counter() - started)
 
-    async def _commit(self, batch: list[Prepared]) -> tuple[set[str], dict[str, Exception]]:
+    async def _commit(
+        self, batch: list[Prepared], conn: Connection
+    ) -> tuple[set[str], dict[str, Exception]]:
         """(new event ids, events that could not be stored at all, with the error)."""
-        async with self.pool.acquire() as conn:
+        try:
+            return await commit(conn, batch, redact_deleted=self.redact_deleted), {}
+        except UNAVAILABLE:
+            raise
+        except Exception as exc:  # noqa: BLE001 - find the bad event below
+            log.warning(
+                "batch failed; writing its events one by one",
+                events=len(batch),
+                error=f"{type(exc).__name__}: {exc}",
+            )
+        new: set[str] = set()
+        failed: dict[str, Exception] = {}
+        for prepared in batch:
             try:
-                return await commit(conn, batch, redact_deleted=self.redact_deleted), {}
+                new |= await commit(conn, [prepared], redact_deleted=self.redact_deleted)
             except UNAVAILABLE:
                 raise
-            except Exception as exc:  # noqa: BLE001 - find the bad event below
-                log.warning(
-                    "batch failed; writing its events one by one",
-                    events=len(batch),
-                    error=f"{type(exc).__name__}: {exc}",
-                )
-            new: set[str] = set()
-            failed: dict[str, Exception] = {}
-            for prepared in batch:
+            except Exception as exc:  # noqa: BLE001 - isolate the bad event, keep the rest
+                # Its rows fail in Postgres: keep it raw, quarantined with the error.
+                prepared.error = handler_failure(prepared.incoming.family, exc)
+                prepared.writes = Writes()
                 try:
                     new |= await commit(conn, [prepared], redact_deleted=self.redact_deleted)
                 except UNAVAILABLE:
                     raise
-                except Exception as exc:  # noqa: BLE001 - isolate the bad event, keep the rest
-                    # Its rows fail in Postgres: keep it raw, quarantined with the error.
-                    prepared.error = handler_failure(prepared.incoming.family, exc)
-                    prepared.writes = Writes()
-                    try:
-                        new |= await commit(conn, [prepared], redact_deleted=self.redact_deleted)
-                    except UNAVAILABLE:
-                        raise
-                    except Exception as raw_exc:  # noqa: BLE001 - not even the raw event fits
-                        failed[prepared.incoming.event_id] = raw_exc
-            return new, failed
+                except Exception as raw_exc:  # noqa: BLE001 - not even the raw event fits
+                    failed[prepared.incoming.event_id] = raw_exc
+        return new, failed
+
+
+class _Lease:
+    """A writer task's own connection, kept from batch to batch: borrowing one from the
+    pool for every batch costs a round trip more (the pool resets it on release)."""
+
+    def __init__(self, pool: Pool) -> None:
+        self._pool = pool
+        self._conn: PoolConnectionProxy[asyncpg.Record] | None = None
+
+    async def connection(self) -> Connection:
+        if self._conn is None or self._conn.is_closed():
+            await self.release()
+            self._conn = await self._pool.acquire()
+        return self._conn
+
+    async def release(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await self._pool.release(conn)
 
 
 def _resolve(future: asyncio.Future[Written], written: Written) -> None:

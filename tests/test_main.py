@@ -87,6 +87,14 @@ def test_serve_refuses_to_start_without_a_webhook_secret(database_url: str) -> N
     assert "ALLOW_UNSIGNED_WEBHOOKS" in result.stderr
 
 
+def test_serve_refuses_a_pool_its_writers_would_use_up(database_url: str) -> None:
+    env = cli_env(DATABASE_URL=database_url, VOUCHERIFY_WEBHOOK_SECRET="s",
+                  DB_POOL_SIZE="2", WRITER_CONCURRENCY="2")  # fmt: skip
+    result = run_cli("serve", env=env)
+    assert result.returncode == 2
+    assert "DB_POOL_SIZE (2) must be larger than WRITER_CONCURRENCY (2)" in result.stderr
+
+
 def test_a_live_server_stores_a_signed_event_and_stops_cleanly_on_sigterm(
     database_url: str,
 ) -> None:

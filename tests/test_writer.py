@@ -4,11 +4,23 @@ from __future__ import annotations
 
 import asyncio
 from contextlib import AsyncExitStack
+from datetime import UTC, datetime
 from typing import Any
 
 from service import db
 from service.app import create_app
-from tests.conftest import WEBHOOK, compact_json, load_fixture, settings, signed, start_app
+from service.handlers import Writes
+from service.intake import parse
+from service.writer import Prepared, commit, prepare
+from tests.conftest import (
+    WEBHOOK,
+    compact_json,
+    fetch_one,
+    load_fixture,
+    settings,
+    signed,
+    start_app,
+)
 
 
 def order_event(n: int, **order: Any) -> bytes:
@@ -100,3 +112,70 @@ async def test_a_read_only_session_still_connects(database_url: str) -> None:
         assert await conn.fetchval("SELECT to_regprocedure('pg_temp.apply_writes(jsonb)')")
     finally:
         await conn.close()
+
+
+def prepared_order(n: int, at: str, **order: Any) -> Prepared:
+    activity = load_fixture("customer.order.paid") | {"id": f"evcus_batch_{n}", "created_at": at}
+    activity["data"]["order"].update(id="ord_shared", **order)
+    return prepare(parse(compact_json(activity)), datetime.now(UTC))
+
+
+async def test_a_retry_of_a_stored_event_never_hides_a_new_events_rows(
+    conn: db.Connection,
+) -> None:
+    """A batch is reduced per key before it is written. Event 1 was stored quarantined
+    (no rows); its retry arrives with event 2, older, for the same order: only event 2 is
+    new, and its row is written, as if event 1's retry had never been in the batch."""
+    quarantined = prepared_order(1, "2024-02-01T10:00:00Z", amount=100)
+    quarantined.error, quarantined.writes = "order handler: failed earlier", Writes()
+    assert await commit(conn, [quarantined]) == {"evcus_batch_1"}
+
+    retry = prepared_order(1, "2024-02-01T10:00:00Z", amount=100)
+    older = prepared_order(2, "2024-01-01T10:00:00Z", amount=200)
+    assert await commit(conn, [retry, older]) == {"evcus_batch_2"}
+
+    row = await fetch_one(conn, "SELECT amount, last_event_id FROM orders")
+    assert (row["amount"], row["last_event_id"]) == (200, "evcus_batch_2")
+    assert await conn.fetchval("SELECT count(*) FROM events") == 2
+    status = await conn.fetchval("SELECT status FROM events WHERE id = 'evcus_batch_1'")
+    assert status == "quarantined"
+
+
+async def test_an_event_stored_by_a_concurrent_batch_is_a_duplicate_not_an_error(
+    database_url: str, conn: db.Connection
+) -> None:
+    """Two writers (replicas) hold the same event: the second waits on the first's
+    uncommitted row, is undone when the first commits, and stores only the rest."""
+    first = await db.connect(database_url)
+    try:
+        tx = first.transaction()
+        await tx.start()
+        assert await commit(first, [prepared_order(1, "2024-01-01T10:00:00Z")]) == {"evcus_batch_1"}
+        second = asyncio.create_task(
+            commit(
+                conn,
+                [
+                    prepared_order(1, "2024-01-01T10:00:00Z"),
+                    prepared_order(2, "2024-01-02T10:00:00Z"),
+                ],
+            )
+        )
+        await waiting_on_a_lock(first, conn.get_server_pid())
+        await tx.commit()
+        assert await second == {"evcus_batch_2"}
+    finally:
+        await first.close()
+    assert await conn.fetchval("SELECT count(*) FROM events") == 2
+    assert await conn.fetchval("SELECT last_event_id FROM orders") == "evcus_batch_2"
+
+
+async def waiting_on_a_lock(observer: db.Connection, pid: int) -> None:
+    for _ in range(1000):
+        waits = await observer.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid = $1",
+            pid,
+        )
+        if waits:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"backend {pid} never waited on a lock")

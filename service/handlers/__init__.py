@@ -61,6 +61,20 @@ class Writes:
     def __len__(self) -> int:
         return sum(len(rows) for rows in self.rows.values())
 
+    @property
+    def plain_sql(self) -> bool:
+        """Whether some rows go to a plain SQL string (run by `apply`, not `steps`)."""
+        return any(isinstance(statement, str) for statement in self.rows)
+
+    def steps(self) -> list[tuple[str, list[dict[str, Any]]]]:
+        """Every statement's rows as `pg_temp.apply_writes` takes them (no plain SQL)."""
+        steps = []
+        for statement, rows in self.rows.items():
+            if isinstance(statement, str):
+                raise TypeError("plain SQL statements run through apply()")
+            steps.append(_step(statement, rows))
+        return steps
+
     async def apply(self, conn: Connection) -> None:
         """Run every statement once over all its rows (reduced to one per key where one
         statement could not write a key twice), in first-use order, all in one round trip
@@ -73,29 +87,41 @@ class Writes:
                     await conn.execute(APPLY_WRITES, steps)
                     steps = []
                 await conn.executemany(statement, rows)
-            elif isinstance(statement, Statement):
-                names = statement.columns
-                steps.append(
-                    (
-                        statement.name,
-                        [dict(zip(names, r, strict=True)) for r in statement.reduce(rows)],
-                    )
-                )
             else:
-                names = statement.names
-                steps.append((statement.name, [dict(zip(names, r, strict=True)) for r in rows]))
+                steps.append(_step(statement, rows))
         if steps:
             await conn.execute(APPLY_WRITES, steps)
+
+
+def _step(
+    statement: Statement | Bulk, rows: list[tuple[Any, ...]]
+) -> tuple[str, list[dict[str, Any]]]:
+    """One statement's rows as JSON objects keyed by column, reduced to one per key where
+    one statement could not write a key twice."""
+    if isinstance(statement, Statement):
+        names = statement.columns
+        rows = statement.reduce(rows)
+    else:
+        names = statement.names
+    return statement.name, [dict(zip(names, r, strict=True)) for r in rows]
 
 
 APPLY_WRITES = "SELECT pg_temp.apply_writes($1::jsonb)"
 
 
-async def install(conn: Connection) -> None:
+async def install(conn: Connection, *functions: str) -> None:
     """Create this session's `pg_temp.apply_writes(jsonb)`: every statement handlers use,
     compiled into one PL/pgSQL function (its plans cached for the session). Built from the
-    statements themselves, so it never drifts from them."""
-    await conn.execute(_apply_writes_function())
+    statements themselves, so it never drifts from them. `functions` (CREATE FUNCTION
+    statements that call it, like the writer's) are created in the same round trip."""
+    # Bodies are compiled at their first call instead of being validated here too
+    # (halves what a connection costs; every test makes several).
+    await conn.execute(
+        "SET check_function_bodies = off;"
+        + _apply_writes_function()
+        + "".join(functions)
+        + "RESET check_function_bodies;"
+    )
 
 
 @cache
@@ -110,10 +136,7 @@ def _apply_writes_function() -> str:
     return _APPLY_WRITES_TEMPLATE.replace("{branches}", branches)
 
 
-# Created on every new connection: the body is compiled at its first call instead of
-# being validated here too (halves what a connection costs; every test calls it).
 _APPLY_WRITES_TEMPLATE = """
-SET check_function_bodies = off;
 CREATE OR REPLACE FUNCTION pg_temp.apply_writes(_steps jsonb) RETURNS void
 LANGUAGE plpgsql SET "TimeZone" = 'UTC' AS $apply$
 DECLARE
@@ -128,7 +151,6 @@ BEGIN
     END LOOP;
 END
 $apply$;
-RESET check_function_bodies;
 """
 
 
