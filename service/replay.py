@@ -2,7 +2,7 @@
 
 Full replay empties every normalized table and re-derives it from `events` in one
 transaction (analysts see the old tables until the new ones are complete), a page at a
-time with the same batch writes as live ingestion (`Writes.apply`). Handlers are
+time with the same batch writes as live ingestion (`pg_temp.apply_writes`). Handlers are
 order-independent, so the result equals what live ingestion produced. Quarantined events
 are retried; those that now normalize become `processed`, those that still fail keep (or
 get) their error. `--quarantined` retries only those, without touching anything else.
@@ -21,7 +21,7 @@ import msgspec
 
 from service.db import UNAVAILABLE, Connection
 from service.events import DECODER, decode_failure
-from service.handlers import Meta, Writes, handler_failure
+from service.handlers import TRY_APPLY_WRITES, Meta, Writes, handler_failure
 from service.handlers._entities import REDACT_AFTER_STORE
 from service.routing import UNKNOWN, family_of, normalize
 
@@ -104,25 +104,35 @@ async def replay(
 
 
 Result = tuple[str, str, str | None]  # (family, status, error)
-Prepared = list[tuple[Result, Writes]]
 
 
-async def _prepare_page(rows: list[asyncpg.Record], *, redact_deleted: bool) -> Prepared:
+@dataclass
+class Page:
+    """A page decoded and normalized: each event's outcome and rows, and all the rows
+    as one encoded `apply_writes` argument, ready before Postgres is free to take them."""
+
+    events: list[tuple[Result, Writes]]
+    steps: msgspec.Raw | None  # None: plain SQL among the rows (applied statement by statement)
+
+
+async def _prepare_page(rows: list[asyncpg.Record], *, redact_deleted: bool) -> Page:
     """Decode and normalize a page in Python, yielding to the event loop now and then so
     the page being written keeps streaming to Postgres meanwhile."""
-    prepared = []
+    events = []
     for n, row in enumerate(rows, 1):
-        prepared.append(_prepare(row, redact_deleted=redact_deleted))
+        events.append(_prepare(row, redact_deleted=redact_deleted))
         if n % 20 == 0:
             await asyncio.sleep(0)
-    return prepared
+    writes = _combined(events)
+    steps = None if writes.plain_sql else msgspec.Raw(msgspec.json.encode(writes.steps()))
+    return Page(events, steps)
 
 
 async def _write_page(
-    conn: Connection, rows: list[asyncpg.Record], prepared: Prepared, report: Report
+    conn: Connection, rows: list[asyncpg.Record], page: Page, report: Report
 ) -> None:
     """Write a page's rows, then record each event's (possibly new) status."""
-    results = await _apply_page(conn, prepared)
+    results = await _apply_page(conn, page)
     changes: list[tuple[str, str, str, str | None]] = []
     for row, (family, status, error) in zip(rows, results, strict=True):
         report.events += 1
@@ -138,33 +148,44 @@ async def _write_page(
         await conn.execute(UPDATE_STATUS, *map(list, zip(*changes, strict=True)))
 
 
-async def _apply_page(conn: Connection, prepared: Prepared) -> list[Result]:
-    """All of a page's rows written together like a live batch; when that fails in
-    Postgres, event by event, so only the bad one is quarantined."""
+async def _apply_page(conn: Connection, page: Page) -> list[Result]:
+    """All of a page's rows written together like a live batch (one round trip, its
+    savepoint inside `try_apply_writes`); when that fails in Postgres, event by event, so
+    only the bad one is quarantined."""
+    if page.steps is not None:
+        failed = await conn.fetchval(TRY_APPLY_WRITES, page.steps) is not None
+    else:
+        try:
+            async with conn.transaction():
+                await _combined(page.events).apply(conn)
+            failed = False
+        except UNAVAILABLE:
+            raise
+        except Exception:  # noqa: BLE001 - fall back to one savepoint per event below
+            failed = True
+    if not failed:
+        return [result for result, _ in page.events]
+    results = []
+    for result, w in page.events:
+        family, status, _ = result
+        outcome = result
+        if status == "processed":
+            try:
+                async with conn.transaction():
+                    await w.apply(conn)
+            except UNAVAILABLE:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the error becomes the reason
+                outcome = (family, "quarantined", handler_failure(family, exc))
+        results.append(outcome)
+    return results
+
+
+def _combined(events: list[tuple[Result, Writes]]) -> Writes:
     writes = Writes()
-    for _, w in prepared:
+    for _, w in events:
         writes.extend(w)
-    try:
-        async with conn.transaction():
-            await writes.apply(conn)
-    except UNAVAILABLE:
-        raise
-    except Exception:  # noqa: BLE001 - fall back to one savepoint per event below
-        results = []
-        for result, w in prepared:
-            family, status, _ = result
-            outcome = result
-            if status == "processed":
-                try:
-                    async with conn.transaction():
-                        await w.apply(conn)
-                except UNAVAILABLE:
-                    raise
-                except Exception as exc:  # noqa: BLE001 - the error becomes the reason
-                    outcome = (family, "quarantined", handler_failure(family, exc))
-            results.append(outcome)
-        return results
-    return [result for result, _ in prepared]
+    return writes
 
 
 def _prepare(row: asyncpg.Record, *, redact_deleted: bool) -> tuple[Result, Writes]:

@@ -194,3 +194,27 @@ async def test_replay_of_an_empty_log_does_nothing(
 ) -> None:
     report = await replay(conn, quarantined_only=quarantined_only)
     assert report.events == 0
+
+
+async def test_a_page_postgres_rejects_is_written_event_by_event_on_replay(
+    client: httpx.AsyncClient, conn: db.Connection
+) -> None:
+    """A page whose rows Postgres refuses (an amount beyond bigint) is undone and written
+    again event by event: only the bad event is quarantined, the rest are rebuilt."""
+    bodies = []
+    for n in range(6):
+        activity = load_fixture("customer.order.paid") | {"id": f"evcus_page_{n}"}
+        activity["data"]["order"].update(id=f"ord_page_{n}", amount=2**70 if n == 3 else 100)
+        bodies.append(compact_json(activity))
+    await deliver(client, bodies)
+
+    report = await replay(conn)
+
+    assert (report.events, report.processed, report.quarantined) == (6, 5, 1)
+    orders = await conn.fetch("SELECT id FROM orders ORDER BY id")
+    assert [r["id"] for r in orders] == [f"ord_page_{n}" for n in (0, 1, 2, 4, 5)]
+    row = await conn.fetchrow("SELECT status, error FROM events WHERE id = 'evcus_page_3'")
+    assert row is not None
+    assert row["status"] == "quarantined"
+    assert "order handler" in row["error"]
+    assert "out of range" in row["error"]

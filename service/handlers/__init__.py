@@ -107,10 +107,13 @@ def _step(
 
 
 APPLY_WRITES = "SELECT pg_temp.apply_writes($1::jsonb)"
+# The same inside a savepoint: NULL, or the error that undid all of this call's writes.
+TRY_APPLY_WRITES = "SELECT pg_temp.try_apply_writes($1::jsonb)"
 
 
 async def install(conn: Connection, *functions: str) -> None:
-    """Create this session's `pg_temp.apply_writes(jsonb)`: every statement handlers use,
+    """Create this session's `pg_temp.apply_writes(jsonb)` (and `try_apply_writes`, the
+    same in a savepoint, returning the error): every statement handlers use,
     compiled into one PL/pgSQL function (its plans cached for the session). Built from the
     statements themselves, so it never drifts from them. `functions` (CREATE FUNCTION
     statements that call it, like the writer's) are created in the same round trip."""
@@ -151,6 +154,15 @@ BEGIN
     END LOOP;
 END
 $apply$;
+CREATE OR REPLACE FUNCTION pg_temp.try_apply_writes(_steps jsonb) RETURNS text
+LANGUAGE plpgsql AS $try$
+BEGIN
+    PERFORM pg_temp.apply_writes(_steps);
+    RETURN NULL;
+EXCEPTION WHEN OTHERS THEN
+    RETURN SQLSTATE || ': ' || SQLERRM;
+END
+$try$;
 """
 
 
