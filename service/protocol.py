@@ -90,6 +90,8 @@ class BoundedHttpProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._head_done()
         super().on_headers_complete()
+        if self.cycle is not None:
+            self.cycle.transport = cast(asyncio.Transport, HeadWithBody(self.transport))
 
     def _await_head(self) -> None:
         self.awaiting_head = True
@@ -140,6 +142,39 @@ class BoundedHttpProtocol(HttpToolsProtocol):
             self.transport.close()
         client = f"{self.client[0]}:{self.client[1]}" if self.client else None
         log.warning("request refused", status=status, key=key, reason=message, client=client)
+
+
+class HeadWithBody:
+    """A response's view of the connection: uvicorn writes a response's head and its body
+    in two writes, which on a TCP_NODELAY socket are two sends and two packets, waking the
+    client twice. This holds the head until the first body write and sends both as one
+    (a webhook answer is one small body: half the sends). Interim 1xx heads pass at once."""
+
+    __slots__ = ("_head", "_passing", "_transport")
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+        self._head: bytes | None = None
+        self._passing = False
+
+    def write(self, data: bytes) -> None:
+        if self._passing or data.startswith(b"HTTP/1.1 1"):
+            self._transport.write(data)
+        elif self._head is None:
+            self._head = data
+        else:
+            self._passing = True
+            self._transport.write(self._head + data)
+            self._head = None
+
+    def close(self) -> None:
+        if self._head is not None:  # a response that ended without a body
+            self._transport.write(self._head)
+            self._head = None
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
 
 
 def protocol_for(settings: Settings) -> type[asyncio.Protocol]:
