@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import gc
+import multiprocessing
+import os
+import signal
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -272,6 +277,7 @@ def from_env() -> Starlette:
     own pool, writer and export runner) from the environment the parent prepared."""
     from service import log as service_log  # noqa: PLC0415
 
+    exit_with_parent()
     settings = Settings.from_env()
     service_log.configure(settings.log_level, settings.log_format)
     if not settings.database_url:
@@ -279,6 +285,26 @@ def from_env() -> Starlette:
     app = create_app(settings, settings.database_url)
     settle_heap()
     return app
+
+
+def exit_with_parent() -> None:
+    """A worker of `serve --workers N` is sent SIGTERM (a graceful stop) when its
+    supervisor dies, even by SIGKILL (OOM killer, kill -9): otherwise it would go on
+    serving the inherited socket unsupervised, and a restarted service could not bind its
+    port. Linux only (prctl PR_SET_PDEATHSIG); elsewhere a process manager must stop the
+    whole group."""
+    supervisor = multiprocessing.parent_process()  # as spawned, whatever happened since
+    if supervisor is None or not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+        log.warning("cannot ask to stop with the supervisor", errno=ctypes.get_errno())
+        return
+    if os.getppid() != supervisor.pid:  # it died while this worker was starting
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 def settle_heap() -> None:

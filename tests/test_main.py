@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import psutil
+import pytest
 
 from service import db, migrate, signing
 from tests.conftest import WEBHOOK, compact_json, free_port, load_fixture, schema_revision
@@ -224,3 +225,16 @@ def test_serve_with_several_workers_shares_one_port(database_url: str) -> None:
         workers = psutil.Process(process.pid).children()
     assert response.status_code == 202
     assert len(workers) >= 2
+
+
+def test_workers_stop_when_their_supervisor_is_killed(database_url: str) -> None:
+    """kill -9 of the supervisor (OOM killer) must not leave workers serving the port."""
+    env = cli_env(DATABASE_URL=database_url, VOUCHERIFY_WEBHOOK_SECRET="workers-secret")
+    with serving(env, "--workers", "2") as (process, base):
+        workers = psutil.Process(process.pid).children()
+        assert len(workers) >= 2
+        process.kill()
+        _, alive = psutil.wait_procs(workers, timeout=20)
+        assert alive == []
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"{base}/healthz", timeout=2)
