@@ -6,12 +6,13 @@ import asyncio
 import contextlib
 import ctypes
 import gc
+import itertools
 import multiprocessing
 import os
+import secrets
 import signal
 import sys
 import time
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -51,12 +52,22 @@ class State:
     exports: ExportRunner | None = None
 
 
+# Ids for requests that bring none: 32 hex digits like a uuid4's, from a random prefix
+# per process and a counter (uuid4 per request was ~2% of the process' CPU).
+_REQUEST_ID_PREFIX = secrets.token_hex(8)
+_request_numbers = itertools.count()
+
+
+def new_request_id() -> str:
+    return f"{_REQUEST_ID_PREFIX}{next(_request_numbers):016x}"
+
+
 async def receive_webhook(request: Request) -> Response:
     """POST /webhooks/voucherify: verify, decode, store, then answer."""
     state: State = request.app.state.service
     settings = state.settings
     started = time.perf_counter()
-    request_id = request.headers.get(REQUEST_ID_HEADER) or uuid.uuid4().hex
+    request_id = request.headers.get(REQUEST_ID_HEADER) or new_request_id()
     summary: dict[str, Any] = {"event_id": None, "type": None, "family": None}
 
     def finish(response: Response, outcome: str, **extra: Any) -> Response:

@@ -370,6 +370,7 @@ async def test_one_log_line_per_delivery_with_its_fields_and_no_secrets_or_paylo
     assert refused["outcome"] == "refused"
     assert refused["status"] == 401
     assert len(refused["request_id"]) == 32
+    assert second["request_id"] != refused["request_id"]  # generated, one per request
     text = json.dumps(logs)
     assert headers["x-voucherify-signature"] not in text
     assert SECRET not in text
