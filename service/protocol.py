@@ -90,7 +90,8 @@ class BoundedHttpProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._head_done()
         super().on_headers_complete()
-        if self.cycle is not None:
+        # A HEAD response has no body write to carry its head: it goes out as it is.
+        if self.cycle is not None and self.cycle.scope["method"] != "HEAD":
             self.cycle.transport = cast(asyncio.Transport, HeadWithBody(self.transport))
 
     def _await_head(self) -> None:

@@ -49,18 +49,28 @@ def _status_and_body(answer: bytes) -> tuple[int, dict[str, object]]:
     return int(head.split(b" ")[1]), json.loads(body)
 
 
-def _read_response(sock: socket.socket) -> int:
-    """One whole response on a kept-alive connection; its status."""
+def _read_head(sock: socket.socket) -> bytes:
+    """Bytes up to the end of a response head (and whatever came with it). A head held
+    back fails on the socket's 10 s timeout; a connection closed first fails at once."""
     data = b""
     while b"\r\n\r\n" not in data:
-        data += sock.recv(65536)
-    head, _, body = data.partition(b"\r\n\r\n")
+        chunk = sock.recv(65536)
+        assert chunk, f"connection closed after {data!r}"
+        data += chunk
+    return data
+
+
+def _read_response(sock: socket.socket) -> int:
+    """One whole response on a kept-alive connection; its status."""
+    head, _, body = _read_head(sock).partition(b"\r\n\r\n")
     length = next(
         int(line.split(b":")[1]) for line in head.lower().split(b"\r\n")
         if line.startswith(b"content-length:")
     )  # fmt: skip
     while len(body) < length:
-        body += sock.recv(65536)
+        chunk = sock.recv(65536)
+        assert chunk, "connection closed inside a response body"
+        body += chunk
     return int(head.split(b" ")[1])
 
 
@@ -158,9 +168,7 @@ def test_expect_100_continue_is_answered_before_the_body_is_sent(
     head, _, body = _request(event, keep_alive=False).partition(b"\r\n\r\n")
     with _connect(server) as sock:
         sock.sendall(head + b"\r\nexpect: 100-continue\r\n\r\n")
-        interim = b""
-        while b"\r\n\r\n" not in interim:
-            interim += sock.recv(65536)  # the socket's 10 s timeout fails a held answer
+        interim = _read_head(sock)
         sock.sendall(body)
         answer, _ = _read_until_closed(sock)
     assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -179,3 +187,14 @@ def test_pipelined_requests_get_whole_responses_in_order(server: tuple[str, int]
     assert first.startswith(b"HTTP/1.1 202 ")
     assert rest.count(b"HTTP/1.1 200 ") == 1
     assert rest.endswith(b'"outcome":"duplicate"}')
+
+
+@pytest.mark.parametrize("method", ["HEAD", "GET"])
+def test_a_response_without_a_body_write_is_not_held_back(
+    server: tuple[str, int], method: str
+) -> None:
+    """HEAD answers a head and no body; on a kept-alive connection it must still arrive."""
+    with _connect(server) as sock:
+        sock.sendall(f"{method} /healthz HTTP/1.1\r\nhost: test\r\n\r\n".encode())
+        answer = _read_head(sock)
+    assert answer.startswith(b"HTTP/1.1 200 ")
