@@ -51,7 +51,7 @@ log = structlog.get_logger("service.writer")
 
 # `event_ids` decides what is new (its primary key spans every month of the partitioned
 # `events`); only new events are inserted, in the same statement. `{events}` is the batch's
-# rows as one jsonb array; `stored` returns the ids inserted.
+# rows as one jsonb array; `new` returns the ids inserted.
 EVENT_COLUMNS = ("id", "type", "family", "status", "error", "payload", "created_at",
                  "received_at", "group_id", "customer_id", "delivery_id", "project_id")  # fmt: skip
 _columns = ", ".join(EVENT_COLUMNS)
@@ -68,7 +68,7 @@ WITH batch AS (
     SELECT b.* FROM batch b JOIN new USING (id)
     RETURNING id
 )"""  # noqa: S608 - column names only; the rows arrive as one jsonb argument
-INSERT_EVENTS = _NEW_EVENTS.replace("{events}", "$1::jsonb") + "\nSELECT id FROM stored"
+INSERT_EVENTS = _NEW_EVENTS.replace("{events}", "$1::jsonb") + "\nSELECT id FROM new"
 
 # A whole batch in one statement, so one round trip, and no transaction left waiting on
 # this process between statements (the event loop has other requests to serve): stores
@@ -84,19 +84,24 @@ CREATE OR REPLACE FUNCTION pg_temp.ingest(_events jsonb, _steps jsonb) RETURNS t
 LANGUAGE plpgsql SET "TimeZone" = 'UTC' AS $ingest$
 DECLARE
     _new text[];  -- variables keep their values when the block below is undone
+    _stored text[];
 BEGIN
     {textwrap.indent(_NEW_EVENTS.replace("{events}", "_events").strip(), " " * 4).strip()}
-    SELECT array_agg(id) INTO _new FROM stored;
+    SELECT array_agg(id) INTO _new FROM new;
     IF coalesce(cardinality(_new), 0) < jsonb_array_length(_events) THEN
         RAISE EXCEPTION USING ERRCODE = 'VH409';
     END IF;
     PERFORM pg_temp.apply_writes(_steps);
     RETURN '{{}}';
 EXCEPTION WHEN SQLSTATE 'VH409' THEN
-    RETURN ARRAY(
+    _stored := ARRAY(
         SELECT value ->> 'id' FROM jsonb_array_elements(_events)
         WHERE value ->> 'id' <> ALL (coalesce(_new, '{{}}'))
     );
+    IF cardinality(_stored) = 0 THEN  -- never answer "all new" for an undone call
+        RAISE EXCEPTION 'one batch holds the same event id twice';
+    END IF;
+    RETURN _stored;
 END
 $ingest$;
 """  # noqa: S608 - column names only
@@ -157,6 +162,8 @@ async def commit(
     conn: Connection, batch: Sequence[Prepared], *, redact_deleted: bool = False
 ) -> set[str]:
     """Insert the raw events and, for those new, their rows; returns the new event ids."""
+    if len({p.incoming.event_id for p in batch}) < len(batch):
+        raise ValueError("one batch holds the same event id twice (the writer drops repeats)")
     if redact_deleted or any(p.writes.plain_sql for p in batch):
         return await _commit_in_transaction(conn, batch, redact_deleted=redact_deleted)
     pending = list(batch)
@@ -165,7 +172,10 @@ async def commit(
         if not stored:
             return {p.incoming.event_id for p in pending}
         already = set(stored)
-        pending = [p for p in pending if p.incoming.event_id not in already]
+        remaining = [p for p in pending if p.incoming.event_id not in already]
+        if len(remaining) == len(pending):
+            raise RuntimeError(f"ingest answered ids outside its batch: {sorted(already)}")
+        pending = remaining
     return set()
 
 

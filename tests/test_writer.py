@@ -7,6 +7,8 @@ from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
 from service import db
 from service.app import create_app
 from service.handlers import Writes
@@ -179,3 +181,14 @@ async def waiting_on_a_lock(observer: db.Connection, pid: int) -> None:
             return
         await asyncio.sleep(0.01)
     raise AssertionError(f"backend {pid} never waited on a lock")
+
+
+async def test_a_batch_holding_one_event_id_twice_is_refused_not_lost(
+    conn: db.Connection,
+) -> None:
+    """The writer drops a batch's repeats before it commits; a caller that did not gets an
+    error, never the answer "stored" for events that were not."""
+    twice = [prepared_order(1, "2024-01-01T10:00:00Z"), prepared_order(1, "2024-01-01T10:00:00Z")]
+    with pytest.raises(ValueError, match="same event id twice"):
+        await commit(conn, twice)
+    assert await conn.fetchval("SELECT count(*) FROM events") == 0
