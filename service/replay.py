@@ -18,12 +18,15 @@ from datetime import datetime
 
 import asyncpg
 import msgspec
+import structlog
 
 from service.db import UNAVAILABLE, Connection
 from service.events import DECODER, decode_failure
 from service.handlers import TRY_APPLY_WRITES, Meta, Writes, handler_failure
 from service.handlers._entities import REDACT_AFTER_STORE
 from service.routing import UNKNOWN, family_of, normalize
+
+log = structlog.get_logger("service.replay")
 
 PAGE = 1000
 
@@ -112,6 +115,7 @@ class Page:
     as one encoded `apply_writes` argument, ready before Postgres is free to take them."""
 
     events: list[tuple[Result, Writes]]
+    writes: Writes  # all of them
     steps: msgspec.Raw | None  # None: plain SQL among the rows (applied statement by statement)
 
 
@@ -123,9 +127,9 @@ async def _prepare_page(rows: list[asyncpg.Record], *, redact_deleted: bool) -> 
         events.append(_prepare(row, redact_deleted=redact_deleted))
         if n % 20 == 0:
             await asyncio.sleep(0)
-    writes = _combined(events)
+    writes = Writes.combine(w for _, w in events)
     steps = None if writes.plain_sql else msgspec.Raw(msgspec.json.encode(writes.steps()))
-    return Page(events, steps)
+    return Page(events, writes, steps)
 
 
 async def _write_page(
@@ -152,19 +156,21 @@ async def _apply_page(conn: Connection, page: Page) -> list[Result]:
     """All of a page's rows written together like a live batch (one round trip, its
     savepoint inside `try_apply_writes`); when that fails in Postgres, event by event, so
     only the bad one is quarantined."""
+    error: str | None = None
     if page.steps is not None:
-        failed = await conn.fetchval(TRY_APPLY_WRITES, page.steps) is not None
+        error = await conn.fetchval(TRY_APPLY_WRITES, page.steps)
     else:
         try:
             async with conn.transaction():
-                await _combined(page.events).apply(conn)
-            failed = False
+                await page.writes.apply(conn)
         except UNAVAILABLE:
             raise
-        except Exception:  # noqa: BLE001 - fall back to one savepoint per event below
-            failed = True
-    if not failed:
+        except Exception as exc:  # noqa: BLE001 - fall back to one savepoint per event below
+            error = f"{type(exc).__name__}: {exc}"
+    if error is None:
         return [result for result, _ in page.events]
+    log.warning("page failed; writing its events one by one", events=len(page.events),
+                error=error)  # fmt: skip
     results = []
     for result, w in page.events:
         family, status, _ = result
@@ -179,13 +185,6 @@ async def _apply_page(conn: Connection, page: Page) -> list[Result]:
                 outcome = (family, "quarantined", handler_failure(family, exc))
         results.append(outcome)
     return results
-
-
-def _combined(events: list[tuple[Result, Writes]]) -> Writes:
-    writes = Writes()
-    for _, w in events:
-        writes.extend(w)
-    return writes
 
 
 def _prepare(row: asyncpg.Record, *, redact_deleted: bool) -> tuple[Result, Writes]:

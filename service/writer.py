@@ -164,19 +164,22 @@ async def commit(
     """Insert the raw events and, for those new, their rows; returns the new event ids."""
     if len({p.incoming.event_id for p in batch}) < len(batch):
         raise ValueError("one batch holds the same event id twice (the writer drops repeats)")
-    if redact_deleted or any(p.writes.plain_sql for p in batch):
+    writes = Writes.combine(p.writes for p in batch)
+    if redact_deleted or writes.plain_sql:
         return await _commit_in_transaction(conn, batch, redact_deleted=redact_deleted)
     pending = list(batch)
-    while pending:
-        stored = await conn.fetchval(INGEST, _event_rows(pending), _writes(pending).steps())
+    while True:
+        stored = await conn.fetchval(INGEST, _event_rows(pending), writes.steps())
         if not stored:
             return {p.incoming.event_id for p in pending}
         already = set(stored)
         remaining = [p for p in pending if p.incoming.event_id not in already]
         if len(remaining) == len(pending):
             raise RuntimeError(f"ingest answered ids outside its batch: {sorted(already)}")
+        if not remaining:
+            return set()
         pending = remaining
-    return set()
+        writes = Writes.combine(p.writes for p in pending)
 
 
 async def _commit_in_transaction(
@@ -186,7 +189,7 @@ async def _commit_in_transaction(
     statement in one transaction."""
     async with conn.transaction():
         new = {r["id"] for r in await conn.fetch(INSERT_EVENTS, _event_rows(batch))}
-        await _writes(p for p in batch if p.incoming.event_id in new).apply(conn)
+        await Writes.combine(p.writes for p in batch if p.incoming.event_id in new).apply(conn)
         if redact_deleted and new:
             for statement in REDACT_AFTER_STORE:
                 await conn.execute(statement, list(new))
@@ -205,13 +208,6 @@ def _event_rows(batch: Iterable[Prepared]) -> list[dict[str, Any]]:
         ), strict=True))
         for p in batch
     ]  # fmt: skip
-
-
-def _writes(batch: Iterable[Prepared]) -> Writes:
-    writes = Writes()
-    for p in batch:
-        writes.extend(p.writes)
-    return writes
 
 
 @dataclass

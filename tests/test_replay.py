@@ -16,6 +16,7 @@ from unittest.mock import patch
 
 import httpx
 import pytest
+from structlog.testing import capture_logs
 
 from service import db
 from service import replay as replay_module
@@ -208,9 +209,13 @@ async def test_a_page_postgres_rejects_is_written_event_by_event_on_replay(
         bodies.append(compact_json(activity))
     await deliver(client, bodies)
 
-    report = await replay(conn)
+    with capture_logs() as logs:
+        report = await replay(conn)
 
     assert (report.events, report.processed, report.quarantined) == (6, 5, 1)
+    fallback = [line for line in logs if line["event"].startswith("page failed")]
+    assert len(fallback) == 1
+    assert "out of range" in fallback[0]["error"]
     orders = await conn.fetch("SELECT id FROM orders ORDER BY id")
     assert [r["id"] for r in orders] == [f"ord_page_{n}" for n in (0, 1, 2, 4, 5)]
     row = await conn.fetchrow("SELECT status, error FROM events WHERE id = 'evcus_page_3'")

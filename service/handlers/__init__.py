@@ -10,6 +10,7 @@ event's statements: the raw event is stored quarantined with the error, for `rep
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
@@ -57,6 +58,14 @@ class Writes:
     def extend(self, other: Writes) -> None:
         for statement, rows in other.rows.items():
             self.rows.setdefault(statement, []).extend(rows)
+
+    @classmethod
+    def combine(cls, many: Iterable[Writes]) -> Writes:
+        """Several events' writes as one batch's, in order."""
+        combined = cls()
+        for writes in many:
+            combined.extend(writes)
+        return combined
 
     def __len__(self) -> int:
         return sum(len(rows) for rows in self.rows.values())
