@@ -26,9 +26,11 @@ from tests.conftest import (
 )
 
 
-def order_event(n: int, **order: Any) -> bytes:
+def order_event(n: int, at: str | None = None, **order: Any) -> bytes:
     activity = load_fixture("customer.order.paid") | {"id": f"evcus_batch_{n}"}
-    activity["data"]["order"].update(id=f"ord_batch_{n}", **order)
+    if at is not None:
+        activity["created_at"] = at
+    activity["data"]["order"].update({"id": f"ord_batch_{n}"} | order)
     return compact_json(activity)
 
 
@@ -123,9 +125,8 @@ async def test_a_read_only_session_still_connects(database_url: str) -> None:
 
 
 def prepared_order(n: int, at: str, **order: Any) -> Prepared:
-    activity = load_fixture("customer.order.paid") | {"id": f"evcus_batch_{n}", "created_at": at}
-    activity["data"]["order"].update(id="ord_shared", **order)
-    return prepare(parse(compact_json(activity)), datetime.now(UTC))
+    """Event n about the one order these tests share, decoded and normalized."""
+    return prepare(parse(order_event(n, at, id="ord_shared", **order)), datetime.now(UTC))
 
 
 async def test_a_retry_of_a_stored_event_never_hides_a_new_events_rows(
