@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
+import weakref
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from ipaddress import ip_network
@@ -14,7 +16,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from service import db
-from service.app import create_app
+from service.app import GC_THRESHOLDS, create_app, settle_heap
 from tests.conftest import (
     SECRET,
     WEBHOOK,
@@ -451,3 +453,29 @@ async def test_events_older_than_the_maximum_age_are_refused_when_configured(
     assert [a.status_code for a in answers] == [422, 202]
     assert answers[0].json()["key"] == "event_too_old"
     assert await conn.fetchval("SELECT array_agg(id) FROM events") == ["evcus_fresh"]
+
+
+class _Cycle:
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_serving_processes_collect_less_often_but_still_free_cyclic_garbage() -> None:
+    before = gc.get_threshold()
+    try:
+        settle_heap()
+        assert gc.get_freeze_count() > 0  # start-up's heap is exempt from collections
+        assert gc.get_threshold() == GC_THRESHOLDS
+        freed = 0
+
+        def count(_: object) -> None:
+            nonlocal freed
+            freed += 1
+
+        refs = []
+        for _ in range(5 * GC_THRESHOLDS[0]):
+            refs.append(weakref.ref(_Cycle(), count))  # garbage at once, but only the GC frees it
+        assert freed > 3 * GC_THRESHOLDS[0]
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
