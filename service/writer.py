@@ -253,8 +253,9 @@ class Writer:
             self._queue.put_nowait((incoming, future))
         except asyncio.QueueFull:
             raise Saturated from None
-        # Shielded: a caller giving up (deadline) must not cancel the others' batch.
-        return await asyncio.shield(future)
+        # A caller giving up (its deadline) cancels only this future: the batch goes on,
+        # and the writer skips answering a future that is done.
+        return await future
 
     async def _run(self) -> None:
         lease = _Lease(self.pool)

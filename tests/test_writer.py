@@ -14,7 +14,7 @@ from service import db
 from service.app import create_app
 from service.handlers import Writes
 from service.intake import parse
-from service.writer import Prepared, commit, prepare
+from service.writer import Outcome, Prepared, Writer, commit, prepare
 from tests.conftest import (
     WEBHOOK,
     compact_json,
@@ -107,6 +107,34 @@ async def test_a_stalled_database_gets_503_with_retry_after_within_the_deadline(
     assert waited < 10
 
 
+async def test_a_caller_giving_up_loses_neither_its_event_nor_the_batch(
+    database_url: str, conn: db.Connection
+) -> None:
+    """A request that stops waiting (its deadline) while its batch is blocked in Postgres:
+    the batch commits once unblocked, with that event, and the others are answered."""
+    pool = await db.create_pool(database_url, max_size=2)
+    writer = Writer(pool, concurrency=1)
+    blocker = await db.connect(database_url)
+    try:
+        writer.start()
+        tx = blocker.transaction()
+        await tx.start()
+        await blocker.execute("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
+        gives_up, waits = (asyncio.create_task(writer.write(parse(order_event(n)))) for n in (1, 2))
+        await waiting_on_a_lock(blocker)
+        gives_up.cancel()
+        await tx.rollback()
+        async with asyncio.timeout(30):  # a writer that stopped answering fails, not hangs
+            assert (await waits).outcome is Outcome.PROCESSED
+    finally:
+        await blocker.close()
+        await writer.stop()  # it holds a connection of the pool until then
+        await pool.close()
+    assert gives_up.cancelled()
+    assert await conn.fetchval("SELECT count(*) FROM events") == 2
+    assert await conn.fetchval("SELECT count(*) FROM orders") == 2
+
+
 async def test_a_read_only_session_still_connects(database_url: str) -> None:
     """Connections install the batch-write function; one that cannot write (an analyst's
     read-only session) connects all the same, without it."""
@@ -178,10 +206,15 @@ async def test_an_event_stored_by_a_concurrent_batch_is_a_duplicate_not_an_error
     assert await conn.fetchval("SELECT last_event_id FROM orders") == "evcus_batch_2"
 
 
-async def waiting_on_a_lock(observer: db.Connection, pid: int) -> None:
+async def waiting_on_a_lock(observer: db.Connection, pid: int | None = None) -> None:
+    """Until backend `pid` (any other backend of this database, by default) waits on a lock."""
     for _ in range(1000):
+        # Inside a transaction, pg_stat_activity is read once and then kept (the observer
+        # may hold the lock in one): drop that snapshot before each look.
+        await observer.execute("SELECT pg_stat_clear_snapshot()")
         waits = await observer.fetchval(
-            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid = $1",
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+            " AND datname = current_database() AND pid = coalesce($1, pid)",
             pid,
         )
         if waits:
