@@ -14,7 +14,7 @@ from service import db
 from service.app import create_app
 from service.handlers import Writes
 from service.intake import parse
-from service.writer import Outcome, Prepared, Writer, commit, prepare
+from service.writer import INGEST, Outcome, Prepared, Writer, _event_rows, commit, prepare
 from tests.conftest import (
     WEBHOOK,
     compact_json,
@@ -176,6 +176,25 @@ async def test_a_retry_of_a_stored_event_never_hides_a_new_events_rows(
     assert await conn.fetchval("SELECT count(*) FROM events") == 2
     status = await conn.fetchval("SELECT status FROM events WHERE id = 'evcus_batch_1'")
     assert status == "quarantined"
+
+
+async def test_a_retry_is_found_before_its_batch_writes_anything(conn: db.Connection) -> None:
+    """A batch holding a retry writes nothing before the caller drops the retry: no rows
+    inserted and undone (each would stay behind as a dead row, up to a batch of ~2 KB
+    payloads per retry)."""
+    assert await commit(conn, [prepared_order(1, "2024-01-01T10:00:00Z")]) == {"evcus_batch_1"}
+    batch = [prepared_order(1, "2024-01-01T10:00:00Z"), prepared_order(2, "2024-01-02T10:00:00Z")]
+    # This session's row counts not yet sent to the statistics (these include the
+    # commit above): what the call adds to them is what it wrote, even if undone.
+    inserted = "SELECT coalesce(sum(n_tup_ins), 0) FROM pg_stat_xact_user_tables"
+    async with conn.transaction():
+        before = await conn.fetchval(inserted)
+        stored = await conn.fetchval(
+            INGEST, _event_rows(batch), Writes.combine(p.writes for p in batch).steps()
+        )
+        after = await conn.fetchval(inserted)
+    assert stored == ["evcus_batch_1"]
+    assert after == before
 
 
 async def test_an_event_stored_by_a_concurrent_batch_is_a_duplicate_not_an_error(
