@@ -76,7 +76,7 @@ INSERT_EVENTS = _NEW_EVENTS.replace("{events}", "$1::jsonb") + "\nSELECT id FROM
 # those ids and writes nothing: the writes were reduced across the batch assuming every
 # event new, so the caller drops those events and calls again.
 # - Retries are looked up first (`stored_event_ids`), before anything is written.
-#   Inserting first and undoing cost 30-50% more Postgres CPU per event with the
+#   Inserting first and undoing cost 20-50% more Postgres CPU per event with the
 #   benchmark's 5% retries (most batches of 30 held one), and left a batch of dead rows
 #   in `events` for every retry.
 # - An event a concurrent writer committed meanwhile is found by the insert's ON
