@@ -8,7 +8,9 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
+    GCCollector,
     Histogram,
+    ProcessCollector,
     disable_created_metrics,
     generate_latest,
 )
@@ -28,6 +30,10 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        # The process' own RSS, CPU and open files, and its garbage collections: what
+        # "memory per worker" and a pause-ridden tail are watched with (read at scrape time).
+        ProcessCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
         self.deliveries = Counter(
             "voucherify_webhook_deliveries",
             "Webhook deliveries answered, by event family and outcome.",

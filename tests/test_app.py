@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import re
 import weakref
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
@@ -411,6 +412,11 @@ async def test_metrics_count_deliveries_by_family_and_outcome_with_a_latency_his
     assert 'voucherify_webhook_deliveries_total{family="none",outcome="refused"} 1.0' in text
     assert 'voucherify_webhook_delivery_seconds_count{outcome="processed"} 1.0' in text
     assert 'voucherify_webhook_delivery_seconds_bucket{le="10.0",outcome="processed"}' in text
+    # The process' own figures: RSS per worker, CPU, garbage collections.
+    rss = re.search(r"^process_resident_memory_bytes (\S+)$", text, re.M)
+    assert rss is not None
+    assert float(rss.group(1)) > 10 * 2**20
+    assert re.search(r'^python_gc_collections_total\{generation="0"\} ', text, re.M)
 
 
 async def test_probes_answer(client: httpx.AsyncClient) -> None:
