@@ -8,6 +8,7 @@ from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 import pytest
 
 from service import db
@@ -250,4 +251,8 @@ async def test_a_batch_holding_one_event_id_twice_is_refused_not_lost(
     twice = [prepared_order(1, "2024-01-01T10:00:00Z"), prepared_order(1, "2024-01-01T10:00:00Z")]
     with pytest.raises(ValueError, match="same event id twice"):
         await commit(conn, twice)
+    # Postgres' own guard, for a caller that skips that check: an error, not "all new".
+    writes = Writes.combine(p.writes for p in twice).steps()
+    with pytest.raises(asyncpg.RaiseError, match="same event id twice"):
+        await conn.fetchval(INGEST, _event_rows(twice), writes)
     assert await conn.fetchval("SELECT count(*) FROM events") == 0
