@@ -7,7 +7,6 @@ kept raw, or a known type whose `data` did not decode, kept raw with the decodin
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
 import msgspec
@@ -27,8 +26,10 @@ class Rejected(Exception):  # noqa: N818 - reads as "raise Rejected(...)", like 
         self.message = message
 
 
-@dataclass(frozen=True, slots=True)
-class Incoming:
+class Incoming(msgspec.Struct, frozen=True):
+    """One delivery as the writer takes it (a Struct: built 5x faster than a frozen
+    dataclass, once per request)."""
+
     event_id: str
     type: str
     family: str

@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import asyncpg
 import msgspec
@@ -49,11 +49,29 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("service.writer")
 
+
+class EventRow(msgspec.Struct):
+    """One `events` row, as a JSON object of the batch's jsonb argument (a Struct encodes
+    as one without a dict built per event)."""
+
+    id: str
+    type: str
+    family: str
+    status: str
+    error: str | None
+    payload: msgspec.Raw  # the request body as it came, unparsed
+    created_at: datetime | None
+    received_at: datetime
+    group_id: str | None
+    customer_id: str | None
+    delivery_id: str | None
+    project_id: str | None
+
+
 # `event_ids` decides what is new (its primary key spans every month of the partitioned
 # `events`); only new events are inserted, in the same statement. `{events}` is the batch's
 # rows as one jsonb array; `new` returns the ids inserted.
-EVENT_COLUMNS = ("id", "type", "family", "status", "error", "payload", "created_at",
-                 "received_at", "group_id", "customer_id", "delivery_id", "project_id")  # fmt: skip
+EVENT_COLUMNS = EventRow.__struct_fields__
 _columns = ", ".join(EVENT_COLUMNS)
 _NEW_EVENTS = f"""
 WITH batch AS (
@@ -217,18 +235,25 @@ async def _commit_in_transaction(
     return new
 
 
-def _event_rows(batch: Iterable[Prepared]) -> list[dict[str, Any]]:
-    """The raw rows as one jsonb argument: the request bodies go in as they came
-    (msgspec.Raw), unparsed."""
+def _event_rows(batch: Iterable[Prepared]) -> list[EventRow]:
+    """The raw rows as one jsonb argument: the request bodies go in as they came, unparsed."""
     return [
-        dict(zip(EVENT_COLUMNS, (
-            p.incoming.event_id, p.incoming.type, p.incoming.family,
-            "quarantined" if p.error else "processed", p.error, msgspec.Raw(p.incoming.body),
-            p.incoming.created_at, p.received_at, p.incoming.group_id, p.incoming.customer_id,
-            p.incoming.delivery_id, p.incoming.project_id,
-        ), strict=True))
+        EventRow(
+            id=p.incoming.event_id,
+            type=p.incoming.type,
+            family=p.incoming.family,
+            status="quarantined" if p.error else "processed",
+            error=p.error,
+            payload=msgspec.Raw(p.incoming.body),
+            created_at=p.incoming.created_at,
+            received_at=p.received_at,
+            group_id=p.incoming.group_id,
+            customer_id=p.incoming.customer_id,
+            delivery_id=p.incoming.delivery_id,
+            project_id=p.incoming.project_id,
+        )
         for p in batch
-    ]  # fmt: skip
+    ]
 
 
 @dataclass

@@ -75,7 +75,7 @@ class Writes:
         """Whether some rows go to a plain SQL string (run by `apply`, not `steps`)."""
         return any(isinstance(statement, str) for statement in self.rows)
 
-    def steps(self) -> list[tuple[str, list[dict[str, Any]]]]:
+    def steps(self) -> list[tuple[str, list[Any]]]:
         """Every statement's rows as `pg_temp.apply_writes` takes them (no plain SQL)."""
         steps = []
         for statement, rows in self.rows.items():
@@ -89,7 +89,7 @@ class Writes:
         statement could not write a key twice), in first-use order, all in one round trip
         through `pg_temp.apply_writes`; plain SQL strings run pipelined by asyncpg's
         executemany where they fall in that order."""
-        steps: list[tuple[str, list[dict[str, Any]]]] = []
+        steps: list[tuple[str, list[Any]]] = []
         for statement, rows in self.rows.items():
             if isinstance(statement, str):
                 if steps:
@@ -102,17 +102,13 @@ class Writes:
             await conn.execute(APPLY_WRITES, steps)
 
 
-def _step(
-    statement: Statement | Bulk, rows: list[tuple[Any, ...]]
-) -> tuple[str, list[dict[str, Any]]]:
-    """One statement's rows as JSON objects keyed by column, reduced to one per key where
-    one statement could not write a key twice."""
+def _step(statement: Statement | Bulk, rows: list[tuple[Any, ...]]) -> tuple[str, list[Any]]:
+    """One statement's rows as JSON objects keyed by column (its `row_type`), reduced to
+    one per key where one statement could not write a key twice."""
     if isinstance(statement, Statement):
-        names = statement.columns
         rows = statement.reduce(rows)
-    else:
-        names = statement.names
-    return statement.name, [dict(zip(names, r, strict=True)) for r in rows]
+    row = statement.row_type
+    return statement.name, [row(*r) for r in rows]
 
 
 APPLY_WRITES = "SELECT pg_temp.apply_writes($1::jsonb)"

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+import msgspec
+
 # The stored row is older than the incoming one.
 NEWER = "(t.last_event_at, t.last_event_id) < (EXCLUDED.last_event_at, EXCLUDED.last_event_id)"
 
@@ -52,6 +54,11 @@ class Statement:
             f"SELECT {columns} FROM jsonb_populate_recordset(NULL::{self.table}, _rows)\n"
             f"{self.conflict}"
         )
+
+    @cached_property
+    def row_type(self) -> type[msgspec.Struct]:
+        """A row as the JSON object `sql` reads (see `_row_type`)."""
+        return _row_type(self.name, self.columns)
 
     def reduce(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         """One row per key, as running them one by one would leave it: for newer-wins
@@ -98,9 +105,21 @@ class Bulk:
         return tuple(name for name, _ in self.columns)
 
     @cached_property
+    def row_type(self) -> type[msgspec.Struct]:
+        """A row as the JSON object `sql` reads (see `_row_type`)."""
+        return _row_type(self.name, self.names)
+
+    @cached_property
     def sql(self) -> str:
         record = ", ".join(f"{name} {kind}" for name, kind in self.columns)
         return self.template.replace("{rows}", f"jsonb_to_recordset(_rows) AS r ({record})")
+
+
+def _row_type(name: str, columns: Sequence[str]) -> type[msgspec.Struct]:
+    """A Struct with one field per column: a positional row becomes the JSON object the
+    statement reads without building a dict per row (5x faster for a 33-column customer
+    row, encoding included; a batch sends ~5 rows per event)."""
+    return msgspec.defstruct(f"{name}_row", [(c, Any) for c in columns])
 
 
 def upsert(table: str, columns: Sequence[str], *, key: Sequence[str] = ("id",),

@@ -1,0 +1,35 @@
+"""Rows travel to Postgres as JSON objects keyed by column: what `jsonb_populate_recordset`
+and `jsonb_to_recordset` read. A key that is not a column would be read as NULL silently."""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+
+from service import routing  # noqa: F401 - imports every handler: all statements registered
+from service.handlers import Writes
+from service.handlers._sql import REGISTRY, Bulk, Statement
+
+
+def _columns(statement: Statement | Bulk) -> tuple[str, ...]:
+    return statement.columns if isinstance(statement, Statement) else statement.names
+
+
+@pytest.mark.parametrize("statement", REGISTRY, ids=lambda s: s.name)
+def test_every_statements_rows_are_objects_keyed_by_its_columns(
+    statement: Statement | Bulk,
+) -> None:
+    columns = _columns(statement)
+    writes = Writes()
+    writes.add(statement, *(f"value {n}" for n in range(len(columns))))
+    [(name, rows)] = msgspec.json.decode(msgspec.json.encode(writes.steps()))
+    assert name == statement.name
+    assert rows == [{c: f"value {n}" for n, c in enumerate(columns)}]
+
+
+def test_a_row_with_the_wrong_number_of_values_is_refused_not_padded() -> None:
+    statement = next(s for s in REGISTRY if isinstance(s, Statement))
+    writes = Writes()
+    writes.add(statement, *range(len(statement.columns) - 1))
+    with pytest.raises(TypeError):
+        writes.steps()
