@@ -189,7 +189,7 @@ async def _apply_page(conn: Connection, page: Page) -> list[Result]:
 
 def _prepare(row: asyncpg.Record, *, redact_deleted: bool) -> tuple[Result, Writes]:
     """(family, status, error) of one stored event, and the rows it normalizes to."""
-    writes = Writes()
+    writes = Writes(event_id=row["id"])
     event_type: str = row["type"]
     family = family_of(event_type)
     if family == UNKNOWN:

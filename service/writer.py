@@ -90,57 +90,41 @@ INSERT_EVENTS = _NEW_EVENTS.replace("{events}", "$1::jsonb") + "\nSELECT id FROM
 
 # A whole batch in one statement, so one round trip, and no transaction left waiting on
 # this process between statements (the event loop has other requests to serve): stores
-# the events and applies their writes, or, when some of them are stored already, returns
-# those ids and writes nothing: the writes were reduced across the batch assuming every
-# event new, so the caller drops those events and calls again.
-# - Retries are looked up first (`stored_event_ids`), before anything is written.
-#   Inserting first and undoing cost 20-50% more Postgres CPU per event with the
-#   benchmark's 5% retries (most batches of 30 held one), and left a batch of dead rows
-#   in `events` for every retry.
-# - An event a concurrent writer committed meanwhile is found by the insert's ON
-#   CONFLICT; the block below is then undone and returns those ids.
-# Both lookups go through `event_ids`' primary key: one planned once per session while
-# the table was small would go on scanning it whole (measured: 17 ms per 200-event batch
-# at 10,000 ids), hence the planner settings of `stored_event_ids`.
+# the new events, applies their writes, and returns the ids that were stored already
+# (retries, or an event a concurrent writer committed first: the insert's ON CONFLICT
+# waits for it and skips it). Those events' rows are left out before each statement
+# reduces its rows per key (`apply_writes`' `_skip`), so a retry neither writes nor hides
+# a new event's row. (A batch holding a retry used to take a second round trip: the
+# writes had been reduced in Python assuming every event new. With the benchmark's 5%
+# retries most batches held one, and that round trip was a third of a batch's time.)
+# Batches without stored events, most of them, take `apply_writes` as before.
+# Nothing is inserted and undone: ON CONFLICT DO NOTHING finds a stored id in the index
+# before it writes.
 INGEST = "SELECT pg_temp.ingest($1::jsonb, $2::jsonb)"
 INGEST_FUNCTION = f"""
-CREATE OR REPLACE FUNCTION pg_temp.stored_event_ids(_events jsonb) RETURNS text[]
-LANGUAGE plpgsql STABLE
-SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $stored$
-BEGIN
-    RETURN ARRAY(
-        SELECT i.id FROM jsonb_array_elements(_events) e
-        JOIN event_ids i ON i.id = e.value ->> 'id'
-    );
-END
-$stored$;
 CREATE OR REPLACE FUNCTION pg_temp.ingest(_events jsonb, _steps jsonb) RETURNS text[]
 LANGUAGE plpgsql SET "TimeZone" = 'UTC' AS $ingest$
 DECLARE
-    _new text[];  -- variables keep their values when the block below is undone
-    _stored text[] := pg_temp.stored_event_ids(_events);
+    _new text[];
+    _stored text[];
 BEGIN
-    IF cardinality(_stored) > 0 THEN
-        RETURN _stored;
+    {textwrap.indent(_NEW_EVENTS.replace("{events}", "_events").strip(), " " * 4).strip()}
+    SELECT coalesce(array_agg(id), '{{}}') INTO _new FROM new;
+    _stored := ARRAY(
+        SELECT value ->> 'id' FROM jsonb_array_elements(_events)
+        WHERE value ->> 'id' <> ALL (_new)
+    );
+    -- An id twice in the batch would be counted new once (and inserted into `events`
+    -- twice): refused, and the whole call undone.
+    IF cardinality(_new) + cardinality(_stored) < jsonb_array_length(_events) THEN
+        RAISE EXCEPTION 'one batch holds the same event id twice';
     END IF;
-    BEGIN
-        {textwrap.indent(_NEW_EVENTS.replace("{events}", "_events").strip(), " " * 8).strip()}
-        SELECT array_agg(id) INTO _new FROM new;
-        IF coalesce(cardinality(_new), 0) < jsonb_array_length(_events) THEN
-            RAISE EXCEPTION USING ERRCODE = 'VH409';
-        END IF;
+    IF cardinality(_stored) = 0 THEN
         PERFORM pg_temp.apply_writes(_steps);
-        RETURN '{{}}';
-    EXCEPTION WHEN SQLSTATE 'VH409' THEN
-        _stored := ARRAY(
-            SELECT value ->> 'id' FROM jsonb_array_elements(_events)
-            WHERE value ->> 'id' <> ALL (coalesce(_new, '{{}}'))
-        );
-        IF cardinality(_stored) = 0 THEN  -- never answer "all new" for an undone call
-            RAISE EXCEPTION 'one batch holds the same event id twice';
-        END IF;
-        RETURN _stored;
-    END;
+    ELSE
+        PERFORM pg_temp.apply_writes_skipping(_steps, _stored);
+    END IF;
+    RETURN _stored;
 END
 $ingest$;
 """  # noqa: S608 - column names only
@@ -181,7 +165,8 @@ class Prepared:
 
 def prepare(incoming: Incoming, received_at: datetime, *, redact_deleted: bool = False) -> Prepared:
     """Run the event's handler; a failure quarantines the event instead of its rows."""
-    prepared = Prepared(incoming, received_at, error=incoming.decode_error)
+    writes = Writes(event_id=incoming.event_id)
+    prepared = Prepared(incoming, received_at, error=incoming.decode_error, writes=writes)
     if incoming.event is not None:
         meta = Meta(
             event_id=incoming.event_id,
@@ -206,19 +191,8 @@ async def commit(
     writes = Writes.combine(p.writes for p in batch)
     if redact_deleted or writes.plain_sql:
         return await _commit_in_transaction(conn, batch, redact_deleted=redact_deleted)
-    pending = list(batch)
-    while True:
-        stored = await conn.fetchval(INGEST, _event_rows(pending), writes.steps())
-        if not stored:
-            return {p.incoming.event_id for p in pending}
-        already = set(stored)
-        remaining = [p for p in pending if p.incoming.event_id not in already]
-        if len(remaining) == len(pending):
-            raise RuntimeError(f"ingest answered ids outside its batch: {sorted(already)}")
-        if not remaining:
-            return set()
-        pending = remaining
-        writes = Writes.combine(p.writes for p in pending)
+    stored = await conn.fetchval(INGEST, _event_rows(batch), writes.steps())
+    return {p.incoming.event_id for p in batch} - set(stored)
 
 
 async def _commit_in_transaction(

@@ -14,12 +14,14 @@ import pytest
 from service import db
 from service.app import create_app
 from service.handlers import Writes
+from service.handlers._sql import REGISTRY
 from service.intake import parse
 from service.writer import INGEST, Outcome, Prepared, Writer, _event_rows, commit, prepare
 from tests.conftest import (
     WEBHOOK,
     compact_json,
     fetch_one,
+    fixture_types,
     load_fixture,
     settings,
     signed,
@@ -136,19 +138,22 @@ async def test_a_caller_giving_up_loses_neither_its_event_nor_the_batch(
     assert await conn.fetchval("SELECT count(*) FROM orders") == 2
 
 
+APPLY_WRITES_DEFINED = "SELECT to_regprocedure('pg_temp.apply_writes(jsonb)')"
+
+
 async def test_a_read_only_session_still_connects(database_url: str) -> None:
     """Connections install the batch-write function; one that cannot write (an analyst's
     read-only session) connects all the same, without it."""
     conn = await db.connect(database_url, server_settings={"default_transaction_read_only": "on"})
     try:
-        assert await conn.fetchval("SELECT to_regprocedure('pg_temp.apply_writes(jsonb)')") is None
+        assert await conn.fetchval(APPLY_WRITES_DEFINED) is None
         # The rest of the set-up ran: the jsonb codec decodes into Python objects.
         assert await conn.fetchval("""SELECT '{"a": [1]}'::jsonb""") == {"a": [1]}
     finally:
         await conn.close()
     conn = await db.connect(database_url)
     try:
-        assert await conn.fetchval("SELECT to_regprocedure('pg_temp.apply_writes(jsonb)')")
+        assert await conn.fetchval(APPLY_WRITES_DEFINED)
     finally:
         await conn.close()
 
@@ -179,23 +184,73 @@ async def test_a_retry_of_a_stored_event_never_hides_a_new_events_rows(
     assert status == "quarantined"
 
 
-async def test_a_retry_is_found_before_its_batch_writes_anything(conn: db.Connection) -> None:
-    """A batch holding a retry writes nothing before the caller drops the retry: no rows
-    inserted and undone (each would stay behind as a dead row, up to a batch of ~2 KB
-    payloads per retry)."""
+async def test_a_retry_costs_no_second_call_and_leaves_no_dead_rows(conn: db.Connection) -> None:
+    """A batch holding a retry is stored in the same one call: the new event and its rows
+    are written, the retry is answered as stored, and nothing is inserted and undone (each
+    would stay behind as a dead row, up to a batch of ~2 KB payloads per retry)."""
     assert await commit(conn, [prepared_order(1, "2024-01-01T10:00:00Z")]) == {"evcus_batch_1"}
     batch = [prepared_order(1, "2024-01-01T10:00:00Z"), prepared_order(2, "2024-01-02T10:00:00Z")]
-    # This session's row counts not yet sent to the statistics (these include the
-    # commit above): what the call adds to them is what it wrote, even if undone.
-    inserted = "SELECT coalesce(sum(n_tup_ins), 0) FROM pg_stat_xact_user_tables"
+    # This session's counters not yet sent to the statistics (they include the commit
+    # above): what the call adds to them is what it wrote, kept or undone.
+    counters = """SELECT coalesce(sum(n_tup_ins), 0) AS ins, coalesce(sum(n_tup_upd), 0) AS upd,
+                         coalesce(sum(n_tup_del), 0) AS del FROM pg_stat_xact_user_tables"""
+
+    async def written() -> list[int]:
+        return [int(n) for n in (await fetch_one(conn, counters)).values()]
+
+    live = "SELECT (SELECT count(*) FROM events) + (SELECT count(*) FROM event_ids)"
     async with conn.transaction():
-        before = await conn.fetchval(inserted)
+        before, live_before = await written(), await conn.fetchval(live)
         stored = await conn.fetchval(
             INGEST, _event_rows(batch), Writes.combine(p.writes for p in batch).steps()
         )
-        after = await conn.fetchval(inserted)
+        after, live_after = await written(), await conn.fetchval(live)
     assert stored == ["evcus_batch_1"]
-    assert after == before
+    assert live_after - live_before == 2  # event 2 in events and event_ids
+    assert await conn.fetchval("SELECT last_event_id FROM orders") == "evcus_batch_2"
+    with_retry = [a - b for a, b in zip(after, before, strict=True)]
+    # What the same kind of event writes alone (a newer event about the same order):
+    # exactly what the batch wrote, so the retry wrote nothing, not even to undo it.
+    assert await commit(conn, [prepared_order(3, "2024-01-03T10:00:00Z")]) == {"evcus_batch_3"}
+    async with conn.transaction():
+        before = await written()
+        await commit(conn, [prepared_order(4, "2024-01-04T10:00:00Z")])
+        alone = [a - b for a, b in zip(await written(), before, strict=True)]
+    assert with_retry[0] > 0
+    assert with_retry == alone
+
+
+async def test_every_statement_runs_in_a_batch_holding_retries(conn: db.Connection) -> None:
+    """A batch holding stored events takes each statement's other SQL (`sql_skipping`),
+    compiled only when a batch first reaches it: every statement runs that way here, on
+    the retries of every fixture beside new events of every type, which are stored with
+    all their rows."""
+    now = datetime.now(UTC)
+
+    def of_every_type(suffix: str) -> list[Prepared]:
+        batch = []
+        for event_type in fixture_types():
+            activity = load_fixture(event_type)
+            activity["id"] += suffix
+            prepared = prepare(parse(compact_json(activity)), now)
+            if not prepared.writes.plain_sql:  # redactions: statement by statement
+                batch.append(prepared)
+        return batch
+
+    first, retries, new = of_every_type(""), of_every_type(""), of_every_type("_new")
+    steps = Writes.combine(p.writes for p in first).steps()
+    assert {name for name, _, _ in steps} == {s.name for s in REGISTRY}
+    assert await commit(conn, first) == {p.incoming.event_id for p in first}
+    rows_before = await conn.fetchval("SELECT count(*) FROM customers")
+
+    assert await commit(conn, retries + new) == {p.incoming.event_id for p in new}
+    assert await conn.fetchval("SELECT count(*) FROM events") == 2 * len(first)
+    assert await conn.fetchval("SELECT count(*) FROM customers") == rows_before
+    # The newer copies (same time, greater event id) now hold the current-state rows.
+    held = await conn.fetchval(
+        "SELECT count(*) FROM customers WHERE last_event_id NOT LIKE '%\\_new' ESCAPE '\\'"
+    )
+    assert held == 0
 
 
 async def test_an_event_stored_by_a_concurrent_batch_is_a_duplicate_not_an_error(

@@ -10,7 +10,7 @@ event's statements: the raw event is stored quarantined with the error, for `rep
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
@@ -50,10 +50,14 @@ class Writes:
     events' rows in sequence (newer-wins upserts, insert-once appends).
     """
 
+    # The event these rows come from: each row names it (`source_event`), so a batch
+    # that turns out to hold a retry of a stored event can leave that event's rows out.
+    event_id: str | None = None
     rows: dict[str | Statement | Bulk, list[tuple[Any, ...]]] = field(default_factory=dict)
 
     def add(self, statement: str | Statement | Bulk, *args: Any) -> None:
-        self.rows.setdefault(statement, []).append(args)
+        row = args if isinstance(statement, str) else (*args, self.event_id)
+        self.rows.setdefault(statement, []).append(row)
 
     def extend(self, other: Writes) -> None:
         for statement, rows in other.rows.items():
@@ -75,7 +79,7 @@ class Writes:
         """Whether some rows go to a plain SQL string (run by `apply`, not `steps`)."""
         return any(isinstance(statement, str) for statement in self.rows)
 
-    def steps(self) -> list[tuple[str, list[Any]]]:
+    def steps(self) -> list[Step]:
         """Every statement's rows as `pg_temp.apply_writes` takes them (no plain SQL)."""
         steps = []
         for statement, rows in self.rows.items():
@@ -89,7 +93,7 @@ class Writes:
         statement could not write a key twice), in first-use order, all in one round trip
         through `pg_temp.apply_writes`; plain SQL strings run pipelined by asyncpg's
         executemany where they fall in that order."""
-        steps: list[tuple[str, list[Any]]] = []
+        steps: list[Step] = []
         for statement, rows in self.rows.items():
             if isinstance(statement, str):
                 if steps:
@@ -102,13 +106,18 @@ class Writes:
             await conn.execute(APPLY_WRITES, steps)
 
 
-def _step(statement: Statement | Bulk, rows: list[tuple[Any, ...]]) -> tuple[str, list[Any]]:
-    """One statement's rows as JSON objects keyed by column (its `row_type`), reduced to
-    one per key where one statement could not write a key twice."""
+Step = tuple[str, list[Any], list[Any]]
+
+
+def _step(statement: Statement | Bulk, rows: list[tuple[Any, ...]]) -> Step:
+    """One statement's rows as JSON objects keyed by column (its `row_type`): reduced to
+    one per key where one statement could not write a key twice, then the rows passed
+    over (what `sql_skipping` chooses from when some events are left out)."""
+    passed_over: list[tuple[Any, ...]] = []
     if isinstance(statement, Statement):
-        rows = statement.reduce(rows)
+        rows, passed_over = statement.reduce(rows)
     row = statement.row_type
-    return statement.name, [row(*r) for r in rows]
+    return statement.name, [row(*r) for r in rows], [row(*r) for r in passed_over]
 
 
 APPLY_WRITES = "SELECT pg_temp.apply_writes($1::jsonb)"
@@ -136,12 +145,16 @@ async def install(conn: Connection, *functions: str) -> None:
 def _apply_writes_function() -> str:
     from service import routing  # noqa: F401, PLC0415 - imports every handler: all statements
 
-    branches = "\n".join(
-        f"            WHEN '{s.name}' THEN\n{textwrap.indent(s.sql.strip(), ' ' * 16)};"
-        for s in REGISTRY
-    )
+    def branches(sql: Callable[[Statement | Bulk], str]) -> str:
+        return "\n".join(
+            f"            WHEN '{s.name}' THEN\n{textwrap.indent(sql(s).strip(), ' ' * 16)};"
+            for s in REGISTRY
+        )
+
     # Only our own statements' SQL goes in; every value arrives in the jsonb argument.
-    return _APPLY_WRITES_TEMPLATE.replace("{branches}", branches)
+    return _APPLY_WRITES_TEMPLATE.replace("{branches}", branches(lambda s: s.sql)).replace(
+        "{branches_skipping}", branches(lambda s: s.sql_skipping)
+    )
 
 
 # Plans inside are made once per session, often while the tables are still small, and
@@ -149,6 +162,9 @@ def _apply_writes_function() -> str:
 # joins over a sequential scan and stayed so while the table grew (measured: the
 # order-items statements were 58% of this function at 30,000 events). A batch touches a
 # few keys of large tables: index lookups are always the right plan here.
+# `apply_writes_skipping` is the same for a batch holding events stored already (`_skip`):
+# it reads each statement's chosen and passed-over rows, and chooses again without those
+# events' rows (slower: a sort per statement; only batches holding a retry take it).
 _APPLY_WRITES_TEMPLATE = """
 CREATE OR REPLACE FUNCTION pg_temp.apply_writes(_steps jsonb) RETURNS void
 LANGUAGE plpgsql SET "TimeZone" = 'UTC' SET enable_seqscan = off SET enable_hashjoin = off
@@ -161,6 +177,22 @@ BEGIN
         _rows := _step -> 1;
         CASE _step ->> 0
 {branches}
+        END CASE;
+    END LOOP;
+END
+$apply$;
+CREATE OR REPLACE FUNCTION pg_temp.apply_writes_skipping(_steps jsonb, _skip text[])
+RETURNS void
+LANGUAGE plpgsql SET "TimeZone" = 'UTC' SET enable_seqscan = off SET enable_hashjoin = off
+SET enable_mergejoin = off AS $apply$
+DECLARE
+    _step jsonb;
+    _rows jsonb;
+BEGIN
+    FOR _step IN SELECT value FROM jsonb_array_elements(_steps) LOOP
+        _rows := (_step -> 1) || (_step -> 2);
+        CASE _step ->> 0
+{branches_skipping}
         END CASE;
     END LOOP;
 END

@@ -1,5 +1,6 @@
-"""Rows travel to Postgres as JSON objects keyed by column: what `jsonb_populate_recordset`
-and `jsonb_to_recordset` read. A key that is not a column would be read as NULL silently."""
+"""Rows travel to Postgres as JSON objects keyed by column, plus the event each came from:
+what `jsonb_populate_record` and `jsonb_to_record` read. A key that is not a column would
+be read as NULL silently."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 
 from service import routing  # noqa: F401 - imports every handler: all statements registered
 from service.handlers import Writes
-from service.handlers._sql import REGISTRY, Bulk, Statement
+from service.handlers._sql import REGISTRY, SOURCE_EVENT, Bulk, Statement
 
 
 def _columns(statement: Statement | Bulk) -> tuple[str, ...]:
@@ -20,11 +21,13 @@ def test_every_statements_rows_are_objects_keyed_by_its_columns(
     statement: Statement | Bulk,
 ) -> None:
     columns = _columns(statement)
-    writes = Writes()
+    writes = Writes(event_id="evcus_1")
     writes.add(statement, *(f"value {n}" for n in range(len(columns))))
-    [(name, rows)] = msgspec.json.decode(msgspec.json.encode(writes.steps()))
+    [(name, rows, passed_over)] = msgspec.json.decode(msgspec.json.encode(writes.steps()))
     assert name == statement.name
-    assert rows == [{c: f"value {n}" for n, c in enumerate(columns)}]
+    assert rows == [{c: f"value {n}" for n, c in enumerate(columns)} | {SOURCE_EVENT: "evcus_1"}]
+    assert passed_over == []
+    assert SOURCE_EVENT not in columns
 
 
 def test_a_row_with_the_wrong_number_of_values_is_refused_not_padded() -> None:
