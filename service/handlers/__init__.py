@@ -145,15 +145,26 @@ async def install(conn: Connection, *functions: str) -> None:
 def _apply_writes_function() -> str:
     from service import routing  # noqa: F401, PLC0415 - imports every handler: all statements
 
-    def branches(sql: Callable[[Statement | Bulk], str]) -> str:
-        return "\n".join(
+    def function(signature: str, rows: str, sql: Callable[[Statement | Bulk], str]) -> str:
+        branches = "\n".join(
             f"            WHEN '{s.name}' THEN\n{textwrap.indent(sql(s).strip(), ' ' * 16)};"
             for s in REGISTRY
         )
+        return (
+            _APPLY_TEMPLATE.replace("{signature}", signature)
+            .replace("{rows}", rows)
+            .replace("{branches}", branches)
+        )
 
     # Only our own statements' SQL goes in; every value arrives in the jsonb argument.
-    return _APPLY_WRITES_TEMPLATE.replace("{branches}", branches(lambda s: s.sql)).replace(
-        "{branches_skipping}", branches(lambda s: s.sql_skipping)
+    return (
+        function("apply_writes(_steps jsonb)", "_step -> 1", lambda s: s.sql)
+        + function(
+            "apply_writes_skipping(_steps jsonb, _skip text[])",
+            "(_step -> 1) || (_step -> 2)",
+            lambda s: s.sql_skipping,
+        )
+        + _TRY_APPLY_WRITES
     )
 
 
@@ -165,8 +176,8 @@ def _apply_writes_function() -> str:
 # `apply_writes_skipping` is the same for a batch holding events stored already (`_skip`):
 # it reads each statement's chosen and passed-over rows, and chooses again without those
 # events' rows (slower: a sort per statement; only batches holding a retry take it).
-_APPLY_WRITES_TEMPLATE = """
-CREATE OR REPLACE FUNCTION pg_temp.apply_writes(_steps jsonb) RETURNS void
+_APPLY_TEMPLATE = """
+CREATE OR REPLACE FUNCTION pg_temp.{signature} RETURNS void
 LANGUAGE plpgsql SET "TimeZone" = 'UTC' SET enable_seqscan = off SET enable_hashjoin = off
 SET enable_mergejoin = off AS $apply$
 DECLARE
@@ -174,29 +185,15 @@ DECLARE
     _rows jsonb;
 BEGIN
     FOR _step IN SELECT value FROM jsonb_array_elements(_steps) LOOP
-        _rows := _step -> 1;
+        _rows := {rows};
         CASE _step ->> 0
 {branches}
         END CASE;
     END LOOP;
 END
 $apply$;
-CREATE OR REPLACE FUNCTION pg_temp.apply_writes_skipping(_steps jsonb, _skip text[])
-RETURNS void
-LANGUAGE plpgsql SET "TimeZone" = 'UTC' SET enable_seqscan = off SET enable_hashjoin = off
-SET enable_mergejoin = off AS $apply$
-DECLARE
-    _step jsonb;
-    _rows jsonb;
-BEGIN
-    FOR _step IN SELECT value FROM jsonb_array_elements(_steps) LOOP
-        _rows := (_step -> 1) || (_step -> 2);
-        CASE _step ->> 0
-{branches_skipping}
-        END CASE;
-    END LOOP;
-END
-$apply$;
+"""
+_TRY_APPLY_WRITES = """
 CREATE OR REPLACE FUNCTION pg_temp.try_apply_writes(_steps jsonb) RETURNS text
 LANGUAGE plpgsql AS $try$
 BEGIN
