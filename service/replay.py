@@ -128,7 +128,11 @@ async def _prepare_page(rows: list[asyncpg.Record], *, redact_deleted: bool) -> 
         if n % 20 == 0:
             await asyncio.sleep(0)
     writes = Writes.combine(w for _, w in events)
-    steps = None if writes.plain_sql else msgspec.Raw(msgspec.json.encode(writes.steps()))
+    steps = (
+        None
+        if writes.plain_sql
+        else msgspec.Raw(msgspec.json.encode(writes.steps(passed_over=False)))
+    )
     return Page(events, writes, steps)
 
 

@@ -191,7 +191,7 @@ async def commit(
     writes = Writes.combine(p.writes for p in batch)
     if redact_deleted or writes.plain_sql:
         return await _commit_in_transaction(conn, batch, redact_deleted=redact_deleted)
-    stored = await conn.fetchval(INGEST, _event_rows(batch), writes.steps())
+    stored = await conn.fetchval(INGEST, _event_rows(batch), writes.steps(passed_over=True))
     return {p.incoming.event_id for p in batch} - set(stored)
 
 

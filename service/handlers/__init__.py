@@ -79,13 +79,15 @@ class Writes:
         """Whether some rows go to a plain SQL string (run by `apply`, not `steps`)."""
         return any(isinstance(statement, str) for statement in self.rows)
 
-    def steps(self) -> list[Step]:
-        """Every statement's rows as `pg_temp.apply_writes` takes them (no plain SQL)."""
+    def steps(self, *, passed_over: bool = True) -> list[Step]:
+        """Every statement's rows as `pg_temp.apply_writes` takes them (no plain SQL);
+        without the rows passed over when no event can turn out to be skipped (replay:
+        its pages repeat keys often, and those rows would only be sent and parsed)."""
         steps = []
         for statement, rows in self.rows.items():
             if isinstance(statement, str):
                 raise TypeError("plain SQL statements run through apply()")
-            steps.append(_step(statement, rows))
+            steps.append(_step(statement, rows, passed_over=passed_over))
         return steps
 
     async def apply(self, conn: Connection) -> None:
@@ -101,7 +103,7 @@ class Writes:
                     steps = []
                 await conn.executemany(statement, rows)
             else:
-                steps.append(_step(statement, rows))
+                steps.append(_step(statement, rows, passed_over=False))
         if steps:
             await conn.execute(APPLY_WRITES, steps)
 
@@ -109,15 +111,15 @@ class Writes:
 Step = tuple[str, list[Any], list[Any]]
 
 
-def _step(statement: Statement | Bulk, rows: list[tuple[Any, ...]]) -> Step:
+def _step(statement: Statement | Bulk, rows: list[tuple[Any, ...]], *, passed_over: bool) -> Step:
     """One statement's rows as JSON objects keyed by column (its `row_type`): reduced to
     one per key where one statement could not write a key twice, then the rows passed
-    over (what `sql_skipping` chooses from when some events are left out)."""
-    passed_over: list[tuple[Any, ...]] = []
+    over (what `sql_skipping` chooses from when some events are left out), if asked."""
+    others: list[tuple[Any, ...]] = []
     if isinstance(statement, Statement):
-        rows, passed_over = statement.reduce(rows)
+        rows, others = statement.reduce(rows)
     row = statement.row_type
-    return statement.name, [row(*r) for r in rows], [row(*r) for r in passed_over]
+    return statement.name, [row(*r) for r in rows], [row(*r) for r in others] if passed_over else []
 
 
 APPLY_WRITES = "SELECT pg_temp.apply_writes($1::jsonb)"
