@@ -43,11 +43,15 @@ class Meta:
 
 @dataclass
 class Writes:
-    """Statements to run, grouped by statement in first-use order, rows in arrival order.
+    """Statements to run, grouped by statement, rows in arrival order.
 
-    Grouping keeps dependencies right: an order is upserted before its items are
-    rewritten, for every event of a batch. Every statement is safe to run for several
-    events' rows in sequence (newer-wins upserts, insert-once appends).
+    They run in the order they are defined (`_sql.REGISTRY`), then the plain SQL strings
+    in first-use order, whichever event of a batch brought which: so an order row, full
+    or a copy, is written before its items are rewritten (they follow the event the order
+    row holds). In first-use order, a batch whose first order event carried a copy ran
+    the items before the full order's upsert, and left the order's items from another
+    event than its row. Every statement is safe to run for several events' rows in
+    sequence (newer-wins upserts, insert-once appends).
     """
 
     # The event these rows come from: each row names it (`source_event`), so a batch
@@ -83,29 +87,31 @@ class Writes:
         """Every statement's rows as `pg_temp.apply_writes` takes them (no plain SQL);
         without the rows passed over when no event can turn out to be skipped (replay:
         its pages repeat keys often, and those rows would only be sent and parsed)."""
-        steps = []
-        for statement, rows in self.rows.items():
-            if isinstance(statement, str):
-                raise TypeError("plain SQL statements run through apply()")
-            steps.append(_step(statement, rows, passed_over=passed_over))
-        return steps
+        if self.plain_sql:
+            raise TypeError("plain SQL statements run through apply()")
+        return [
+            _step(statement, self.rows[statement], passed_over=passed_over)
+            for statement in self._defined_order()
+        ]
 
     async def apply(self, conn: Connection) -> None:
         """Run every statement once over all its rows (reduced to one per key where one
-        statement could not write a key twice), in first-use order, all in one round trip
-        through `pg_temp.apply_writes`; plain SQL strings run pipelined by asyncpg's
-        executemany where they fall in that order."""
-        steps: list[Step] = []
-        for statement, rows in self.rows.items():
-            if isinstance(statement, str):
-                if steps:
-                    await conn.execute(APPLY_WRITES, steps)
-                    steps = []
-                await conn.executemany(statement, rows)
-            else:
-                steps.append(_step(statement, rows, passed_over=False))
+        statement could not write a key twice), in the order they are defined, all in one
+        round trip through `pg_temp.apply_writes`; then the plain SQL strings, pipelined
+        by asyncpg's executemany, in first-use order."""
+        steps = [
+            _step(statement, self.rows[statement], passed_over=False)
+            for statement in self._defined_order()
+        ]
         if steps:
             await conn.execute(APPLY_WRITES, steps)
+        for statement, rows in self.rows.items():
+            if isinstance(statement, str):
+                await conn.executemany(statement, rows)
+
+    def _defined_order(self) -> list[Statement | Bulk]:
+        statements = [s for s in self.rows if not isinstance(s, str)]
+        return sorted(statements, key=lambda s: s.position)
 
 
 Step = tuple[str, list[Any], list[Any]]

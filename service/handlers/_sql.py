@@ -52,7 +52,12 @@ class Statement:
 
     @cached_property
     def name(self) -> str:
-        return f"{self.table}_{REGISTRY.index(self)}"
+        return f"{self.table}_{self.position}"
+
+    @cached_property
+    def position(self) -> int:
+        """Where it was defined: statements run in this order (see `Writes`)."""
+        return REGISTRY.index(self)
 
     @cached_property
     def sql(self) -> str:
@@ -142,6 +147,11 @@ class Bulk:
     @cached_property
     def names(self) -> tuple[str, ...]:
         return tuple(name for name, _ in self.columns)
+
+    @cached_property
+    def position(self) -> int:
+        """Where it was defined: statements run in this order (see `Writes`)."""
+        return REGISTRY.index(self)
 
     @cached_property
     def row_type(self) -> type[msgspec.Struct]:
