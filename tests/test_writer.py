@@ -274,6 +274,8 @@ def mixed_events(rng: random.Random, count: int) -> list[bytes]:
         data = activity["data"]
         if isinstance(data.get("customer"), dict):
             data["customer"].update(id="cust_mix", name=f"Name {n}")
+        if isinstance(data.get("holder"), dict):  # a second copy of the customer: a tie
+            data["holder"].update(id="cust_mix", name=f"Holder {n}")
         if isinstance(data.get("order"), dict):
             data["order"].update(id="ord_mix", amount=1000 + n, customer_id="cust_mix")
         if isinstance(data.get("segment"), dict):
@@ -289,24 +291,36 @@ async def normalized_state(conn: db.Connection) -> dict[str, list[str]]:
     }
 
 
-@pytest.mark.parametrize("seed", range(12))
+def quarantined(body: bytes) -> Prepared:
+    """An event as it is stored when its handler failed: raw, without rows."""
+    prepared = prepare(parse(body), datetime.now(UTC))
+    prepared.error, prepared.writes = "handler failed earlier", Writes()
+    return prepared
+
+
+@pytest.mark.parametrize("seed", range(16))
 async def test_a_batch_holding_retries_leaves_the_tables_as_its_events_one_by_one(
     conn: db.Connection, seed: int
 ) -> None:
-    """Some events are stored first; then one batch holds retries of some of them and the
-    rest, shuffled. The normalized tables end exactly as when every event is written on
-    its own, one by one, in the batch's order: the retries' rows are left out before
-    each key's row is chosen (`apply_writes_skipping`), whatever the order and ties."""
+    """Some events are stored first (some quarantined, without rows); then one batch
+    holds retries of some of them and the rest, shuffled. The normalized tables end
+    exactly as when every event is written on its own, one by one, in the batch's order:
+    the retries' rows are left out before each key's row is chosen
+    (`apply_writes_skipping`), whatever the order and the ties."""
     rng = random.Random(seed)
     bodies = mixed_events(rng, 14)
     stored = rng.sample(bodies, rng.randint(1, 7))
+    failed = {b for b in stored if rng.random() < 0.5}
     retried = rng.sample(stored, rng.randint(1, len(stored)))
     batch = [b for b in bodies if b not in stored] + retried
     rng.shuffle(batch)
     now = datetime.now(UTC)
 
-    for body in stored:
-        await commit(conn, [prepare(parse(body), now)])
+    async def store_first() -> None:
+        for body in stored:
+            await commit(conn, [quarantined(body) if body in failed else prepare(parse(body), now)])
+
+    await store_first()
     new = await commit(conn, [prepare(parse(body), now) for body in batch])
     assert new == {parse(b).event_id for b in batch if b not in stored}
     together = await normalized_state(conn)
@@ -314,9 +328,44 @@ async def test_a_batch_holding_retries_leaves_the_tables_as_its_events_one_by_on
     await conn.execute(
         f"TRUNCATE events, event_ids, {', '.join(NORMALIZED_TABLES)} RESTART IDENTITY"
     )
-    for body in stored + batch:
+    await store_first()
+    for body in batch:
         await commit(conn, [prepare(parse(body), now)])
     assert together == await normalized_state(conn)
+
+
+async def test_without_a_skipped_events_row_the_newest_of_the_rest_wins(
+    conn: db.Connection,
+) -> None:
+    """Event 9 was stored quarantined; its retry, the newest, comes after events 1 and 2
+    about the same order: its row is passed over, and of the rest the newest (2) wins."""
+    await commit(conn, [quarantined(order_event(9, "2024-03-01T00:00:00Z", id="ord_shared"))])
+    batch = [prepared_order(1, "2024-01-01T00:00:00Z", amount=1),
+             prepared_order(2, "2024-02-01T00:00:00Z", amount=2),
+             prepared_order(9, "2024-03-01T00:00:00Z", amount=9)]  # fmt: skip
+    assert await commit(conn, batch) == {"evcus_batch_1", "evcus_batch_2"}
+    assert await conn.fetchval("SELECT amount FROM orders") == 2
+
+
+async def test_without_a_skipped_events_row_a_tie_goes_to_the_first_row(
+    conn: db.Connection,
+) -> None:
+    """A redemption copies one customer twice (customer and holder, same time and event):
+    written alone, the first copy wins. In a batch beside a skipped newer event about the
+    same customer, it must still be the first (the passed-over rows keep arrival order)."""
+    redemption = load_fixture("customer.redemption.succeeded") | {"id": "evcus_red_1"}
+    redemption["created_at"] = "2024-05-01T00:00:00Z"
+    redemption["data"]["customer"].update(id="cust_tie", name="customer copy")
+    redemption["data"]["holder"].update(id="cust_tie", name="holder copy")
+    newer = load_fixture("customer.order.paid") | {"id": "evcus_ord_1"}
+    newer["created_at"] = "2024-05-02T00:00:00Z"
+    newer["data"]["customer"].update(id="cust_tie", name="order copy")
+    await commit(conn, [quarantined(compact_json(newer))])
+
+    batch = [prepare(parse(compact_json(b)), datetime.now(UTC)) for b in (redemption, newer)]
+    assert await commit(conn, batch) == {"evcus_red_1"}
+    name = await conn.fetchval("SELECT name FROM customers WHERE id = 'cust_tie'")
+    assert name == "customer copy"
 
 
 async def test_an_event_stored_by_a_concurrent_batch_is_a_duplicate_not_an_error(

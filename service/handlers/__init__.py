@@ -169,7 +169,7 @@ def _apply_writes_function() -> str:
         function("apply_writes(_steps jsonb)", "_step -> 1", lambda s: s.sql)
         + function(
             "apply_writes_skipping(_steps jsonb, _skip text[])",
-            "(_step -> 1) || (_step -> 2)",
+            "(_step -> 1) || coalesce(_step -> 2, '[]')",
             lambda s: s.sql_skipping,
         )
         + _TRY_APPLY_WRITES

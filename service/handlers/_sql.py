@@ -93,29 +93,26 @@ SELECT {columns} FROM (
         self, rows: list[tuple[Any, ...]]
     ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
         """(one row per key, as running them one by one would leave it, and the rows
-        passed over): for newer-wins upserts the newest (time, event id), the first on
-        ties; otherwise the first."""
+        passed over, in arrival order): for newer-wins upserts the newest (time, event
+        id), the first on ties; otherwise the first. (`sql_skipping` breaks ties by
+        position, chosen rows first: passed-over rows out of arrival order could let a
+        later tie win once the chosen row's event is skipped.)"""
         keys = self._key_positions
-        chosen: dict[tuple[Any, ...], tuple[Any, ...]] = {}
-        passed_over: list[tuple[Any, ...]] = []
+        chosen: dict[tuple[Any, ...], int] = {}
         if self.newest_wins:
             at, event_id = self._version_positions
-            for row in rows:
+            for n, row in enumerate(rows):
                 k = tuple(row[i] for i in keys)
                 old = chosen.get(k)
-                if old is None:
-                    chosen[k] = row
-                elif (old[at], old[event_id]) < (row[at], row[event_id]):
-                    chosen[k] = row
-                    passed_over.append(old)
-                else:
-                    passed_over.append(row)
+                if old is None or (rows[old][at], rows[old][event_id]) < (row[at], row[event_id]):
+                    chosen[k] = n
         else:
-            for row in rows:
-                k = tuple(row[i] for i in keys)
-                if chosen.setdefault(k, row) is not row:
-                    passed_over.append(row)
-        return list(chosen.values()), passed_over
+            for n, row in enumerate(rows):
+                chosen.setdefault(tuple(row[i] for i in keys), n)
+        if len(chosen) == len(rows):
+            return rows, []
+        kept = set(chosen.values())
+        return [rows[n] for n in chosen.values()], [r for n, r in enumerate(rows) if n not in kept]
 
     @cached_property
     def _key_positions(self) -> list[int]:
