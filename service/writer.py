@@ -97,7 +97,7 @@ INSERT_EVENTS = _NEW_EVENTS.replace("{events}", "$1::jsonb") + "\nSELECT id FROM
 # a new event's row. (A batch holding a retry used to take a second round trip: the
 # writes had been reduced in Python assuming every event new. With the benchmark's 5%
 # retries most batches held one, and that round trip was a third of a batch's time.)
-# Batches without stored events, most of them, take `apply_writes` as before.
+# Batches without stored events take `apply_writes` as before.
 # Nothing is inserted and undone: ON CONFLICT DO NOTHING finds a stored id in the index
 # before it writes.
 INGEST = "SELECT pg_temp.ingest($1::jsonb, $2::jsonb)"

@@ -30,6 +30,7 @@ from starlette.applications import Starlette
 from service import db, migrate, signing
 from service.app import create_app
 from service.config import Settings
+from service.replay import NORMALIZED_TABLES
 
 # In CI, property-based tests replay the same examples every run: a red build is a real,
 # reproducible failure, not a roll of the dice. Locally they keep exploring.
@@ -149,6 +150,50 @@ async def conn(database_url: str) -> AsyncIterator[db.Connection]:
         yield connection
     finally:
         await connection.close()
+
+
+# The objects a shared journey's events all point at (see `share_objects`).
+CUSTOMER = "cust_journey"
+ORDER = "ord_journey"
+VOUCHER = "v_journey"
+REDEMPTION = "r_journey"
+SEGMENT = "seg_journey"
+
+
+def share_objects(activity: dict[str, Any], n: int) -> dict[str, Any]:
+    """Point event n's customer (and holder), order, voucher, redemption and segment at
+    one shared set of ids, with values that tell the events apart: events of any types
+    then write the same rows, in any order."""
+    data = activity["data"]
+    if isinstance(data.get("customer"), dict):
+        data["customer"].update(id=CUSTOMER, name=f"Customer as of event {n}")
+    if isinstance(data.get("holder"), dict):  # a second copy of the customer in one event
+        data["holder"].update(id=CUSTOMER, name=f"Holder as of event {n}")
+    if isinstance(data.get("order"), dict):
+        data["order"].update(id=ORDER, amount=1000 + n, customer_id=CUSTOMER)
+    if isinstance(data.get("voucher"), dict):
+        data["voucher"]["id"] = VOUCHER
+        if isinstance(data["voucher"].get("loyalty_card"), dict):
+            data["voucher"]["loyalty_card"]["balance"] = 100 * n
+    if isinstance(data.get("redemption"), dict):
+        data["redemption"].update(id=REDEMPTION, status=f"STATUS_{n}")
+    if isinstance(data.get("segment"), dict):
+        data["segment"].update(id=SEGMENT, name=f"Segment as of event {n}")
+    return activity
+
+
+async def dump(conn: db.Connection) -> dict[str, list[str]]:
+    """Every normalized row, as sorted JSON text per table."""
+    tables = {}
+    for table in NORMALIZED_TABLES:
+        rows = await conn.fetch(f"SELECT to_jsonb(t)::text AS row FROM {table} t")  # noqa: S608
+        tables[table] = sorted(r["row"] for r in rows)
+    return tables
+
+
+async def reset(conn: db.Connection) -> None:
+    """Empty the event log and every table derived from it."""
+    await conn.execute(f"TRUNCATE events, event_ids, {', '.join(NORMALIZED_TABLES)}")
 
 
 async def fetch_one(conn: db.Connection, query: str, *args: Any) -> dict[str, Any]:

@@ -24,18 +24,16 @@ from service.replay import NORMALIZED_TABLES, replay
 from tests.conftest import (
     WEBHOOK,
     compact_json,
+    dump,
     envelope,
     fixture_types,
     load_fixture,
     pretty_json,
+    reset,
+    share_objects,
     signed,
 )
 
-CUSTOMER = "cust_journey"
-ORDER = "ord_journey"
-VOUCHER = "v_journey"
-REDEMPTION = "r_journey"
-SEGMENT = "seg_journey"
 START = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 
 # Types in the order a real journey would produce them; deletion last.
@@ -51,30 +49,8 @@ def journey() -> list[dict[str, Any]]:
         activity = copy.deepcopy(load_fixture(event_type))
         activity["id"] = f"evcus_journey_{n:03d}"
         activity["created_at"] = (START + timedelta(seconds=n)).isoformat().replace("+00:00", "Z")
-        data = activity["data"]
-        if isinstance(data.get("customer"), dict):
-            data["customer"].update(id=CUSTOMER, name=f"Customer as of event {n}")
-        if isinstance(data.get("order"), dict):
-            data["order"].update(id=ORDER, amount=1000 + n, customer_id=CUSTOMER)
-        if isinstance(data.get("voucher"), dict):
-            data["voucher"]["id"] = VOUCHER
-            if isinstance(data["voucher"].get("loyalty_card"), dict):
-                data["voucher"]["loyalty_card"]["balance"] = 100 * n
-        if isinstance(data.get("redemption"), dict):
-            data["redemption"].update(id=REDEMPTION, status=f"STATUS_{n}")
-        if isinstance(data.get("segment"), dict):
-            data["segment"]["id"] = SEGMENT
-        events.append(activity)
+        events.append(share_objects(activity, n))
     return events
-
-
-async def dump(conn: db.Connection) -> dict[str, list[str]]:
-    """Every normalized row, as sorted JSON text per table."""
-    tables = {}
-    for table in NORMALIZED_TABLES:
-        rows = await conn.fetch(f"SELECT to_jsonb(t)::text AS row FROM {table} t")  # noqa: S608
-        tables[table] = sorted(r["row"] for r in rows)
-    return tables
 
 
 async def deliver(client: httpx.AsyncClient, bodies: list[bytes]) -> list[int]:
@@ -83,10 +59,6 @@ async def deliver(client: httpx.AsyncClient, bodies: list[bytes]) -> list[int]:
         response = await client.post(WEBHOOK, content=body, headers=signed(body))
         statuses.append(response.status_code)
     return statuses
-
-
-async def reset(conn: db.Connection) -> None:
-    await conn.execute(f"TRUNCATE events, event_ids, {', '.join(NORMALIZED_TABLES)}")
 
 
 async def test_the_normalized_tables_are_exactly_the_handlers_tables(

@@ -7,8 +7,8 @@ import httpx
 import pytest
 
 from service import db
-from tests.conftest import WEBHOOK, compact_json, fetch_one, load_fixture, signed
-from tests.test_replay import CUSTOMER, deliver, journey
+from tests.conftest import CUSTOMER, WEBHOOK, compact_json, fetch_one, load_fixture, signed
+from tests.test_replay import deliver, journey
 
 
 async def test_current_loyalty_tier_is_the_latest_change_per_customer_and_campaign(

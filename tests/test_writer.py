@@ -17,15 +17,17 @@ from service.app import create_app
 from service.handlers import Writes
 from service.handlers._sql import REGISTRY
 from service.intake import parse
-from service.replay import NORMALIZED_TABLES
 from service.writer import INGEST, Outcome, Prepared, Writer, _event_rows, commit, prepare
 from tests.conftest import (
     WEBHOOK,
     compact_json,
+    dump,
     fetch_one,
     fixture_types,
     load_fixture,
+    reset,
     settings,
+    share_objects,
     signed,
     start_app,
 )
@@ -171,9 +173,8 @@ async def test_a_retry_of_a_stored_event_never_hides_a_new_events_rows(
     """A batch is reduced per key before it is written. Event 1 was stored quarantined
     (no rows); its retry arrives with event 2, older, for the same order: only event 2 is
     new, and its row is written, as if event 1's retry had never been in the batch."""
-    quarantined = prepared_order(1, "2024-02-01T10:00:00Z", amount=100)
-    quarantined.error, quarantined.writes = "order handler: failed earlier", Writes()
-    assert await commit(conn, [quarantined]) == {"evcus_batch_1"}
+    failed_first = quarantined(order_event(1, "2024-02-01T10:00:00Z", id="ord_shared", amount=100))
+    assert await commit(conn, [failed_first]) == {"evcus_batch_1"}
 
     retry = prepared_order(1, "2024-02-01T10:00:00Z", amount=100)
     older = prepared_order(2, "2024-01-01T10:00:00Z", amount=200)
@@ -245,7 +246,14 @@ async def test_every_statement_runs_in_a_batch_holding_retries(conn: db.Connecti
     assert await commit(conn, first) == {p.incoming.event_id for p in first}
     rows_before = await conn.fetchval("SELECT count(*) FROM customers")
 
-    assert await commit(conn, retries + new) == {p.incoming.event_id for p in new}
+    async with conn.transaction():  # count this transaction's calls of the function
+        await conn.execute("SET LOCAL track_functions = 'pl'")
+        assert await commit(conn, retries + new) == {p.incoming.event_id for p in new}
+        skipping_calls = await conn.fetchval(
+            "SELECT sum(calls) FROM pg_stat_xact_user_functions"
+            " WHERE funcname = 'apply_writes_skipping'"
+        )
+    assert skipping_calls == 1
     assert await conn.fetchval("SELECT count(*) FROM events") == 2 * len(first)
     assert await conn.fetchval("SELECT count(*) FROM customers") == rows_before
     # The newer copies (same time, greater event id) now hold the current-state rows.
@@ -255,8 +263,9 @@ async def test_every_statement_runs_in_a_batch_holding_retries(conn: db.Connecti
     assert held == 0
 
 
-# Types whose events share one customer, one order and one segment below: every kind
-# of statement meets another event's row for the same key in one batch.
+# Types whose events share one customer, order, voucher, redemption and segment
+# (`share_objects`): every kind of statement meets another event's row for the same key
+# in one batch.
 MIXED_TYPES = (
     "customer.order.paid", "customer.order.updated", "customer.order.canceled",
     "customer.updated", "customer.segment.entered", "customer.segment.left",
@@ -265,30 +274,14 @@ MIXED_TYPES = (
 
 
 def mixed_events(rng: random.Random, count: int) -> list[bytes]:
-    """`count` events about the same customer, order and segment, at times that often
-    tie (then the greater event id wins), with values that tell the events apart."""
+    """`count` events about the same objects, at times that often tie (then the greater
+    event id wins; a redemption's customer and holder copies tie within one event)."""
     bodies = []
     for n in range(count):
         activity = load_fixture(rng.choice(MIXED_TYPES)) | {"id": f"evcus_mix_{n:02d}"}
         activity["created_at"] = f"2024-03-01T10:{rng.randrange(4):02d}:00Z"
-        data = activity["data"]
-        if isinstance(data.get("customer"), dict):
-            data["customer"].update(id="cust_mix", name=f"Name {n}")
-        if isinstance(data.get("holder"), dict):  # a second copy of the customer: a tie
-            data["holder"].update(id="cust_mix", name=f"Holder {n}")
-        if isinstance(data.get("order"), dict):
-            data["order"].update(id="ord_mix", amount=1000 + n, customer_id="cust_mix")
-        if isinstance(data.get("segment"), dict):
-            data["segment"].update(id="seg_mix", name=f"Segment {n}")
-        bodies.append(compact_json(activity))
+        bodies.append(compact_json(share_objects(activity, n)))
     return bodies
-
-
-async def normalized_state(conn: db.Connection) -> dict[str, list[str]]:
-    return {
-        table: sorted(str(tuple(row)) for row in await conn.fetch(f"SELECT * FROM {table}"))  # noqa: S608 - our table names
-        for table in NORMALIZED_TABLES
-    }
 
 
 def quarantined(body: bytes) -> Prepared:
@@ -323,15 +316,13 @@ async def test_a_batch_holding_retries_leaves_the_tables_as_its_events_one_by_on
     await store_first()
     new = await commit(conn, [prepare(parse(body), now) for body in batch])
     assert new == {parse(b).event_id for b in batch if b not in stored}
-    together = await normalized_state(conn)
+    together = await dump(conn)
 
-    await conn.execute(
-        f"TRUNCATE events, event_ids, {', '.join(NORMALIZED_TABLES)} RESTART IDENTITY"
-    )
+    await reset(conn)
     await store_first()
     for body in batch:
         await commit(conn, [prepare(parse(body), now)])
-    assert together == await normalized_state(conn)
+    assert together == await dump(conn)
 
 
 async def test_without_a_skipped_events_row_the_newest_of_the_rest_wins(
