@@ -121,8 +121,7 @@ async def receive_webhook(request: Request) -> Response:
     if state.writer is None:
         return finish(unavailable(settings, request_id), "error", reason="not started")
     try:
-        async with asyncio.timeout(settings.write_timeout_seconds):
-            written = await state.writer.write(incoming)
+        written = await state.writer.write(incoming)  # TimeoutError after the deadline
     except Saturated:
         return finish(unavailable(settings, request_id), "error", reason="queue full")
     except db.UNAVAILABLE as exc:
@@ -257,6 +256,7 @@ def create_app(settings: Settings, database_url: str) -> Starlette:
             concurrency=settings.writer_concurrency,
             on_batch=state.metrics.observe_batch,
             redact_deleted=settings.redact_deleted_customers,
+            deadline_seconds=settings.write_timeout_seconds,
         )
         state.writer.start()
         state.metrics.watch_queue(lambda: state.writer.depth if state.writer else 0)

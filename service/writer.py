@@ -19,7 +19,8 @@ Guarantees:
   take others down; one that still fails is stored quarantined with the database's error.
 - The queue is bounded: when it is full the request is refused at once (503), and a
   request that waits past the deadline gets 503 too (Voucherify retries; if the batch did
-  commit, the retry is a duplicate).
+  commit, the retry is a duplicate). The deadline is kept here, one timer for all waiting
+  requests (`_Deadlines`), not by an `asyncio.timeout` per request.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import contextlib
 import enum
 import textwrap
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -240,12 +242,17 @@ class Writer:
     concurrency: int = 2
     on_batch: Callable[[int, float], None] | None = None  # (events, seconds), for metrics
     redact_deleted: bool = False
+    # How long `write` waits for its commit before it raises TimeoutError (None: no limit).
+    deadline_seconds: float | None = None
 
     def __post_init__(self) -> None:
         self._queue: asyncio.Queue[tuple[Incoming, asyncio.Future[Written]]] = asyncio.Queue(
             self.queue_limit
         )
         self._tasks: list[asyncio.Task[None]] = []
+        self._deadlines = (
+            None if self.deadline_seconds is None else _Deadlines(self.deadline_seconds)
+        )
         self.batches = 0
 
     def start(self) -> None:
@@ -261,18 +268,23 @@ class Writer:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self._deadlines is not None:
+            self._deadlines.stop()
 
     @property
     def depth(self) -> int:
         return self._queue.qsize()
 
     async def write(self, incoming: Incoming) -> Written:
-        """Queue one delivery and wait for its commit; raises `Saturated` when full."""
+        """Queue one delivery and wait for its commit; raises `Saturated` when full, and
+        TimeoutError once `deadline_seconds` have passed."""
         future: asyncio.Future[Written] = asyncio.get_running_loop().create_future()
         try:
             self._queue.put_nowait((incoming, future))
         except asyncio.QueueFull:
             raise Saturated from None
+        if self._deadlines is not None:
+            self._deadlines.watch(future)
         # A caller giving up (its deadline) cancels only this future: the batch goes on,
         # and the writer skips answering a future that is done.
         return await future
@@ -364,6 +376,49 @@ class Writer:
                 except Exception as raw_exc:  # noqa: BLE001 - not even the raw event fits
                     failed[prepared.incoming.event_id] = raw_exc
         return new, failed
+
+
+class _Deadlines:
+    """Fails each watched future with TimeoutError once it has waited `seconds`.
+
+    Every future gets the same span, so their deadlines come in the order they were
+    watched: one queue and one timer, armed for the oldest, serve them all. (An
+    `asyncio.timeout` per request arms and cancels a timer each: 3.9 us per request on
+    uvloop, measured, against well under 1 here.) Futures answered in time are dropped
+    from the front as new ones come, so the queue holds about what is in flight.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._waiting: deque[tuple[float, asyncio.Future[Written]]] = deque()
+        self._timer: asyncio.TimerHandle | None = None
+
+    def watch(self, future: asyncio.Future[Written]) -> None:
+        waiting = self._waiting
+        while waiting and waiting[0][1].done():
+            waiting.popleft()
+        loop = future.get_loop()
+        waiting.append((loop.time() + self.seconds, future))
+        if self._timer is None:
+            self._timer = loop.call_at(waiting[0][0], self._expire, loop)
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _expire(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._timer = None
+        waiting, now = self._waiting, loop.time()
+        while waiting:
+            deadline, future = waiting[0]
+            if not future.done():
+                if deadline > now:
+                    self._timer = loop.call_at(deadline, self._expire, loop)
+                    return
+                # The batch goes on without this answer (`_resolve` skips a done future).
+                future.set_exception(TimeoutError(f"not committed within {self.seconds:g} s"))
+            waiting.popleft()
 
 
 class _Lease:

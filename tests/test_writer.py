@@ -142,6 +142,39 @@ async def test_a_caller_giving_up_loses_neither_its_event_nor_the_batch(
     assert await conn.fetchval("SELECT count(*) FROM orders") == 2
 
 
+async def test_each_write_gets_its_own_deadline_and_its_event_still_lands(
+    database_url: str, conn: db.Connection
+) -> None:
+    """`deadline_seconds` counts from each write: with Postgres blocked, the first write
+    fails at its deadline while one made later still waits, then fails at its own; both
+    events are stored once Postgres answers (the batch went on without its callers)."""
+    pool = await db.create_pool(database_url, max_size=2)
+    writer = Writer(pool, concurrency=1, deadline_seconds=1.0)
+    blocker = await db.connect(database_url)
+    try:
+        writer.start()
+        tx = blocker.transaction()
+        await tx.start()
+        await blocker.execute("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
+        first = asyncio.create_task(writer.write(parse(order_event(1))))
+        await waiting_on_a_lock(blocker)
+        await asyncio.sleep(0.5)
+        later = asyncio.create_task(writer.write(parse(order_event(2))))
+        async with asyncio.timeout(30):
+            with pytest.raises(TimeoutError):
+                await first
+            assert not later.done()
+            with pytest.raises(TimeoutError):
+                await later
+        await tx.rollback()
+    finally:
+        await blocker.close()
+        await writer.stop()  # finishes what was taken: the blocked batches commit
+        await pool.close()
+    assert await conn.fetchval("SELECT count(*) FROM events") == 2
+    assert await conn.fetchval("SELECT count(*) FROM orders") == 2
+
+
 APPLY_WRITES_DEFINED = "SELECT to_regprocedure('pg_temp.apply_writes(jsonb)')"
 
 
