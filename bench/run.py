@@ -8,6 +8,8 @@ deliveries (all families, 1-3 KB bodies, ~5% retries; bench/events.py):
 
 - ceiling: a no-op Starlette endpoint (bench/baselines.py: noop);
 - baseline: verify + one INSERT per request (bench/baselines.py: naive);
+- grouped raw: verify + group commit of the raw events only, nothing normalized
+  (bench/baselines.py: grouped): what the service would reach without normalizing;
 - service: `python -m service serve` with its production settings, signatures on;
 - service at 80%: the service again, sent 80% of its measured throughput on a fixed
   schedule by an open-loop generator (bench/openloop.py), latency counted from when
@@ -45,6 +47,8 @@ from service import db  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 
 SECRET = "bench-webhook-secret"
+# Where each reference receiver stores (the service: `events`).
+TABLES = {"bench.baselines:naive": "naive_events", "bench.baselines:grouped": "grouped_events"}
 WRK_THREADS = 1
 
 
@@ -226,6 +230,8 @@ def main() -> None:
             ("ceiling (no-op Starlette)", [*uvicorn, "bench.baselines:noop"], False),
             ("baseline (1 INSERT/request)", [*uvicorn, "--factory", "bench.baselines:naive"],
              True),
+            ("grouped raw (no normalizing)",
+             [*uvicorn, "--factory", "bench.baselines:grouped"], True),
             ("service", [python, "-m", "service", "serve"], True),
         ]  # fmt: skip
         if args.workers > 1:
@@ -239,8 +245,7 @@ def main() -> None:
             try:
                 result = measure(name, command, env, prefix, args.connections, args.seconds)
                 if url:
-                    table = "naive_events" if "baselines:naive" in command[-1] else "events"
-                    check_stored(url, prefix, result, table)
+                    check_stored(url, prefix, result, TABLES.get(command[-1], "events"))
             finally:
                 if url:
                     drop_database(server, url)
@@ -250,7 +255,7 @@ def main() -> None:
                       "prepared deliveries; the rest were retries (raise --events)")  # fmt: skip
             print(f"  {name}: {result.rps:,.0f} events/s", flush=True)
 
-        service = results[2]
+        service = results[3]
         # The target is 80%; lower shares show where the tail starts to grow.
         for seed, share in enumerate(args.paced, start=9):
             prefix = write_requests(directory, args.events, seed=seed)
@@ -272,9 +277,12 @@ def main() -> None:
         acked = "-" if r.stored is None else f"{r.acked:,}"
         print(f"{r.name:<29}{r.rps:>10,.0f}{r.p50_ms:>9.1f}{r.p99_ms:>9.1f}{r.errors:>8}"
               f"{r.rss_mb:>8.0f}{r.cpu_percent:>7.0f}{acked:>9}{stored:>9}")  # fmt: skip
-    ceiling, baseline, service = results[0], results[1], results[2]
+    ceiling, baseline, grouped, service = results[:4]
     print(f"\nservice/ceiling  {service.rps / ceiling.rps:.2f}  (target >= 0.50)")
     print(f"service/baseline {service.rps / baseline.rps:.2f}  (target >= 2.5)")
+    print(f"grouped raw/ceiling {grouped.rps / ceiling.rps:.2f}, grouped raw/baseline "
+          f"{grouped.rps / baseline.rps:.2f}, service/grouped raw {service.rps / grouped.rps:.2f}"
+          " (what normalizing every event in its transaction costs)")  # fmt: skip
     for share, paced in zip(args.paced, results[-len(args.paced) :], strict=True):
         target = "  (target < 50 ms)" if share == 0.8 else ""  # the target is at 80%
         print(f"p99 at {share:.0%} of service throughput ({paced.rps:,.0f}/s answered of "

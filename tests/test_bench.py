@@ -1,8 +1,17 @@
-"""The benchmark's own parsing: a misread wrk report would print wrong numbers silently."""
+"""The benchmark's own parts: a misread wrk report, or a reference receiver that did not
+store what it acknowledged, would print wrong numbers silently."""
 
 from __future__ import annotations
 
+import asyncio
+from contextlib import AsyncExitStack
+
+import pytest
+
+from bench.baselines import grouped
 from bench.run import parse_wrk
+from service import db
+from tests.conftest import SECRET, WEBHOOK, compact_json, load_fixture, signed, start_app
 
 # wrk 4.x's report; its thread stats' "+/- Stdev" column also ends in "%".
 WRK_REPORT = """\
@@ -28,3 +37,25 @@ def test_wrk_percentiles_are_read_from_the_latency_distribution() -> None:
     rps, p50, p99, errors, requests = parse_wrk(WRK_REPORT)
     assert (rps, p50, p99) == (5600.0, 11.3, 117.7)
     assert (errors, requests) == (4 + 3, 56000)
+
+
+async def test_the_grouped_sketch_acknowledges_only_what_it_stored(
+    database_url: str, conn: db.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`make bench` compares the service with this raw-only group commit: its 202s must
+    mean stored, once, retries in the same batch included, and bad signatures refused."""
+    monkeypatch.setenv("VOUCHERIFY_WEBHOOK_SECRET", SECRET)
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    fixture = load_fixture("customer.order.paid")
+    bodies = [compact_json(fixture | {"id": f"evcus_grouped_{n}"}) for n in range(20)]
+    async with AsyncExitStack() as stack:
+        client = await start_app(stack, grouped())
+        answers = await asyncio.gather(
+            *(client.post(WEBHOOK, content=b, headers=signed(b)) for b in bodies + bodies[:3])
+        )
+        forged = compact_json(fixture | {"id": "evcus_grouped_forged"})
+        refused = await client.post(WEBHOOK, content=forged, headers=signed(forged, "wrong"))
+    assert [a.status_code for a in answers] == [202] * 23
+    assert refused.status_code == 401
+    stored = await conn.fetch("SELECT id, count(*) AS n FROM grouped_events GROUP BY id")
+    assert {r["id"]: r["n"] for r in stored} == {f"evcus_grouped_{n}": 1 for n in range(20)}
