@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 import pytest
+from asyncpg.transaction import Transaction
 
 from service import db
 from service.app import create_app
@@ -119,24 +121,13 @@ async def test_a_caller_giving_up_loses_neither_its_event_nor_the_batch(
 ) -> None:
     """A request that stops waiting (its deadline) while its batch is blocked in Postgres:
     the batch commits once unblocked, with that event, and the others are answered."""
-    pool = await db.create_pool(database_url, max_size=2)
-    writer = Writer(pool, concurrency=1)
-    blocker = await db.connect(database_url)
-    try:
-        writer.start()
-        tx = blocker.transaction()
-        await tx.start()
-        await blocker.execute("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
+    async with writer_behind_a_lock(database_url) as (writer, blocker, lock):
         gives_up, waits = (asyncio.create_task(writer.write(parse(order_event(n)))) for n in (1, 2))
         await waiting_on_a_lock(blocker)
         gives_up.cancel()
-        await tx.rollback()
+        await lock.rollback()
         async with asyncio.timeout(30):  # a writer that stopped answering fails, not hangs
             assert (await waits).outcome is Outcome.PROCESSED
-    finally:
-        await blocker.close()
-        await writer.stop()  # it holds a connection of the pool until then
-        await pool.close()
     assert gives_up.cancelled()
     assert await conn.fetchval("SELECT count(*) FROM events") == 2
     assert await conn.fetchval("SELECT count(*) FROM orders") == 2
@@ -148,14 +139,7 @@ async def test_each_write_gets_its_own_deadline_and_its_event_still_lands(
     """`deadline_seconds` counts from each write: with Postgres blocked, the first write
     fails at its deadline while one made later still waits, then fails at its own; both
     events are stored once Postgres answers (the batch went on without its callers)."""
-    pool = await db.create_pool(database_url, max_size=2)
-    writer = Writer(pool, concurrency=1, deadline_seconds=1.0)
-    blocker = await db.connect(database_url)
-    try:
-        writer.start()
-        tx = blocker.transaction()
-        await tx.start()
-        await blocker.execute("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
+    async with writer_behind_a_lock(database_url, deadline_seconds=1.0) as (writer, blocker, lock):
         first = asyncio.create_task(writer.write(parse(order_event(1))))
         await waiting_on_a_lock(blocker)
         await asyncio.sleep(0.5)
@@ -166,11 +150,7 @@ async def test_each_write_gets_its_own_deadline_and_its_event_still_lands(
             assert not later.done()
             with pytest.raises(TimeoutError):
                 await later
-        await tx.rollback()
-    finally:
-        await blocker.close()
-        await writer.stop()  # finishes what was taken: the blocked batches commit
-        await pool.close()
+        await lock.rollback()
     assert await conn.fetchval("SELECT count(*) FROM events") == 2
     assert await conn.fetchval("SELECT count(*) FROM orders") == 2
 
@@ -418,6 +398,28 @@ async def test_an_event_stored_by_a_concurrent_batch_is_a_duplicate_not_an_error
         await first.close()
     assert await conn.fetchval("SELECT count(*) FROM events") == 2
     assert await conn.fetchval("SELECT last_event_id FROM orders") == "evcus_batch_2"
+
+
+@asynccontextmanager
+async def writer_behind_a_lock(
+    database_url: str, **options: Any
+) -> AsyncIterator[tuple[Writer, db.Connection, Transaction]]:
+    """A started one-task Writer whose batches block: another connection holds `events`
+    locked, in the transaction yielded (roll it back to release them). On the way out the
+    writer finishes what it took (the blocked batches commit) and stops."""
+    pool = await db.create_pool(database_url, max_size=2)
+    writer = Writer(pool, concurrency=1, **options)
+    blocker = await db.connect(database_url)
+    try:
+        writer.start()
+        lock = blocker.transaction()
+        await lock.start()
+        await blocker.execute("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
+        yield writer, blocker, lock
+    finally:
+        await blocker.close()
+        await writer.stop()  # it holds a connection of the pool until then
+        await pool.close()
 
 
 async def waiting_on_a_lock(observer: db.Connection, pid: int | None = None) -> None:
