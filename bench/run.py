@@ -15,7 +15,8 @@ deliveries (all families, 1-3 KB bodies, ~5% retries; bench/events.py):
   schedule by an open-loop generator (bench/openloop.py), latency counted from when
   each request was due.
 
-Prints events/s, p50/p99 latency, errors, server RSS and CPU for each, the ratios, and
+Prints events/s, p50/p99 latency, errors, server RSS and CPU for each (also as CPU per
+request, with this machine's Postgres' CPU per request beside it), the ratios, and
 checks that every acknowledged event is in the database exactly once.
 """
 
@@ -41,7 +42,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import openloop  # noqa: E402
-from bench._db import drop_database, fresh_database, server_url  # noqa: E402
+from bench._db import (  # noqa: E402
+    drop_database,
+    fresh_database,
+    postgres_cpu_seconds,
+    server_url,
+)
 from bench.events import events  # noqa: E402
 from service import db  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
@@ -62,6 +68,10 @@ class Result:
     requests: int
     rss_mb: float
     cpu_percent: float
+    # CPU per answered request, in us: the server's processes, and this machine's
+    # Postgres (None when it runs elsewhere).
+    server_us: float = 0.0
+    postgres_us: float | None = None
     acked: int = 0
     stored: int | None = None
 
@@ -143,10 +153,10 @@ def measure(name: str, command: list[str], env: dict[str, str], prefix: str,
     process = start([*command, "--port", str(port)], env, port)
     server = psutil.Process(process.pid)
     try:
-        cpu_before = _tree_cpu(server)
-        started = time.monotonic()
         # Warm up (imports, pool, JIT-free but cache-hot paths) before measuring.
         run_wrk(port, prefix + "-warmup", 8, 2)
+        cpu_before, pg_before = _tree_cpu(server), postgres_cpu_seconds()
+        started = time.monotonic()
         if rate is None:
             output = run_wrk(port, prefix, connections, seconds)
         else:
@@ -154,20 +164,28 @@ def measure(name: str, command: list[str], env: dict[str, str], prefix: str,
             paced = uvloop.run(openloop.run(port, openloop.load_requests(prefix, port), rate,
                                             seconds))  # fmt: skip
         wall = time.monotonic() - started
-        cpu_after = _tree_cpu(server)
+        cpu_after, pg_after = _tree_cpu(server), postgres_cpu_seconds()
         rss = _tree_rss_mb(server)
     finally:
         process.terminate()
         process.wait(timeout=30)
     cpu = (cpu_after - cpu_before) / wall * 100
+
+    def per_request(seconds: float, requests: int) -> float:
+        return seconds / max(requests, 1) * 1e6
+
+    pg_seconds = pg_after - pg_before if pg_after else None
     if rate is None:
         rps, p50, p99, errors, requests = parse_wrk(output)
-        return Result(name, rps, p50, p99, errors, requests, rss, cpu)
+        pg_us = None if pg_seconds is None else per_request(pg_seconds, requests)
+        return Result(name, rps, p50, p99, errors, requests, rss, cpu,
+                      per_request(cpu_after - cpu_before, requests), pg_us)  # fmt: skip
     Path(f"{prefix}.0.acked").write_text("\n".join(paced.acked))
     print(f"  {name}: {paced.stalled_windows} of {seconds * 4} quarter-seconds with a median "
           f"over 100 ms (worst {paced.worst_window_ms:.0f} ms)")  # fmt: skip
+    pg_us = None if pg_seconds is None else per_request(pg_seconds, paced.sent)
     return Result(name, paced.achieved, paced.p50_ms, paced.p99_ms, paced.errors, paced.sent,
-                  rss, cpu)  # fmt: skip
+                  rss, cpu, per_request(cpu_after - cpu_before, paced.sent), pg_us)  # fmt: skip
 
 
 def check_stored(url: str, prefix: str, result: Result, table: str = "events") -> None:
@@ -272,13 +290,17 @@ def main() -> None:
                 drop_database(server, url)
             results.append(result)
 
+    # us/ev: CPU per request of the server's processes and of Postgres (when local).
     print(f"\n{'receiver':<29}{'events/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
-          f"{'RSS MB':>8}{'CPU %':>7}{'acked':>9}{'stored':>9}")  # fmt: skip
+          f"{'RSS MB':>8}{'CPU %':>7}{'us/ev':>7}{'pg us/ev':>9}"
+          f"{'acked':>9}{'stored':>9}")  # fmt: skip
     for r in results:
         stored = "-" if r.stored is None else f"{r.stored:,}"
         acked = "-" if r.stored is None else f"{r.acked:,}"
+        pg_us = "-" if r.postgres_us is None else f"{r.postgres_us:.0f}"
         print(f"{r.name:<29}{r.rps:>10,.0f}{r.p50_ms:>9.1f}{r.p99_ms:>9.1f}{r.errors:>8}"
-              f"{r.rss_mb:>8.0f}{r.cpu_percent:>7.0f}{acked:>9}{stored:>9}")  # fmt: skip
+              f"{r.rss_mb:>8.0f}{r.cpu_percent:>7.0f}{r.server_us:>7.0f}{pg_us:>9}"
+              f"{acked:>9}{stored:>9}")  # fmt: skip
     ceiling, baseline, grouped, service = results[:4]
     print(f"\nservice/ceiling  {service.rps / ceiling.rps:.2f}  (target >= 0.50)")
     print(f"service/baseline {service.rps / baseline.rps:.2f}  (target >= 2.5)")
