@@ -80,7 +80,7 @@ WITH batch AS (
     SELECT {_columns} FROM jsonb_populate_recordset(NULL::events, {{events}})
 ), new AS (
     INSERT INTO event_ids (id, received_at)
-    SELECT id, received_at FROM batch
+    SELECT id, received_at FROM batch ORDER BY id  -- see LOCK_ORDER in handlers/_sql.py
     ON CONFLICT (id) DO NOTHING
     RETURNING id
 ), stored AS (

@@ -452,3 +452,62 @@ async def test_a_batch_holding_one_event_id_twice_is_refused_not_lost(
     with pytest.raises(asyncpg.RaiseError, match="same event id twice"):
         await conn.fetchval(INGEST, _event_rows(twice), writes)
     assert await conn.fetchval("SELECT count(*) FROM events") == 0
+
+
+def customer_event(n: int, customer_id: str, at: str) -> bytes:
+    activity = load_fixture("customer.created") | {"id": f"evcus_locks_{n}", "created_at": at}
+    activity["data"]["customer"].update(id=customer_id, name=f"Customer as of event {n}")
+    return compact_json(activity)
+
+
+def customer_batch(*events: bytes) -> list[Prepared]:
+    return [prepare(parse(body), datetime.now(UTC)) for body in events]
+
+
+async def test_concurrent_batches_take_row_locks_in_one_order(
+    database_url: str, conn: db.Connection
+) -> None:
+    """Two writers' batches about the same two customers, arrived in opposite orders,
+    must not deadlock: each statement takes its rows' locks in key order. (A deadlock
+    costs both batches Postgres' deadlock_timeout, 1 s by default, before one fails.)
+
+    A third session holds customer B; batch 1 (B, then A as they came) queues behind it,
+    then batch 2 (A, then B) starts. Were rows locked as they came, batch 1 would get B
+    when the holder lets go and wait for A, which batch 2 took while batch 1 waited."""
+    stored = customer_batch(
+        customer_event(1, "cust_a", "2026-01-01T00:00:01Z"),
+        customer_event(2, "cust_b", "2026-01-01T00:00:02Z"),
+    )
+    await commit(conn, stored)
+    holder, first, second = [await db.connect(database_url) for _ in range(3)]
+    try:
+        holder_tx = holder.transaction()
+        await holder_tx.start()
+        await holder.execute("SELECT FROM customers WHERE id = 'cust_b' FOR UPDATE")
+        first_pid, second_pid = [
+            await c.fetchval("SELECT pg_backend_pid()") for c in (first, second)
+        ]
+        batch_1 = asyncio.create_task(
+            commit(first, customer_batch(
+                customer_event(3, "cust_b", "2026-02-01T00:00:03Z"),
+                customer_event(4, "cust_a", "2026-02-01T00:00:04Z"),
+            ))
+        )  # fmt: skip
+        await waiting_on_a_lock(holder, first_pid)
+        batch_2 = asyncio.create_task(
+            commit(second, customer_batch(
+                customer_event(5, "cust_a", "2026-02-01T00:00:05Z"),
+                customer_event(6, "cust_b", "2026-02-01T00:00:06Z"),
+            ))
+        )  # fmt: skip
+        await waiting_on_a_lock(holder, second_pid)
+        await holder_tx.rollback()
+        async with asyncio.timeout(30):
+            results = await asyncio.gather(batch_1, batch_2, return_exceptions=True)
+    finally:
+        for c in (holder, first, second):
+            await c.close()
+    assert list(results) == [{"evcus_locks_3", "evcus_locks_4"}, {"evcus_locks_5", "evcus_locks_6"}]
+    rows = await conn.fetch("SELECT id, name FROM customers")
+    names = {r["id"]: r["name"] for r in rows}
+    assert names == {"cust_a": "Customer as of event 5", "cust_b": "Customer as of event 6"}

@@ -32,6 +32,15 @@ SOURCE_EVENT = "source_event"
 # (Rows without a source event, from a `Writes` built without one, are always kept.)
 KEPT = f"coalesce(e.row ->> '{SOURCE_EVENT}' <> ALL (_skip), true)"
 
+# LOCK_ORDER: a statement locks its rows (the upsert's conflicting row, the unique-index
+# entry of a new one) as it writes them, and keeps the locks until the batch commits. Two
+# writers' batches that hold the same keys in opposite arrival orders then deadlock, and
+# Postgres ends one only after deadlock_timeout (1 s by default): seen under load, as
+# 1 s of p99. So every statement writes its rows in key order, and every batch runs the
+# statements in one order (`Writes`): locks on one table are taken in one order.
+# (Two statements on one table, a full object's and a copy's, can still meet in
+# opposite orders; rarer, and Postgres still resolves it.)
+
 # Every statement built here, in creation order: `install` compiles them into one
 # function per connection, so a batch's writes travel in one round trip.
 REGISTRY: list[Statement | Bulk] = []
@@ -62,11 +71,13 @@ class Statement:
     @cached_property
     def sql(self) -> str:
         """The write for a set of rows given as a JSON array of objects (`_rows`), one per
-        key (see `reduce`): the table's own row type reads each column from its key."""
+        key (see `reduce`): the table's own row type reads each column from its key. Rows
+        go in key order, as in `sql_skipping` (see LOCK_ORDER)."""
         columns = ", ".join(self.columns)
         return (
             f"INSERT INTO {self.table} AS t ({columns})\n"
             f"SELECT {columns} FROM jsonb_populate_recordset(NULL::{self.table}, _rows)\n"
+            f"ORDER BY {', '.join(self.key)}\n"
             f"{self.conflict}"
         )
 

@@ -23,6 +23,7 @@ UPSERT_MEMBERSHIP = Bulk(
            (array_agg(r.last_event_id {NEWEST_FIRST}))[1]
     FROM {{rows}}
     GROUP BY r.customer_id, r.segment_id
+    ORDER BY r.customer_id, r.segment_id  -- see LOCK_ORDER in handlers/_sql.py
     ON CONFLICT (customer_id, segment_id) DO UPDATE SET
         entered_at    = GREATEST(t.entered_at, EXCLUDED.entered_at),
         left_at       = GREATEST(t.left_at, EXCLUDED.left_at),
