@@ -184,17 +184,45 @@ def prepare(incoming: Incoming, received_at: datetime, *, redact_deleted: bool =
     return prepared
 
 
+# Errors that undo a batch for what ran beside it, not for what it holds: writers lock
+# rows in one order (LOCK_ORDER in handlers/_sql.py), but a full object's and a copy's
+# statements on one table can still meet in opposite orders, and Postgres then undoes
+# one of the batches. Written again, it goes through.
+TRANSIENT: tuple[type[Exception], ...] = (
+    asyncpg.exceptions.DeadlockDetectedError,
+    asyncpg.exceptions.SerializationError,
+)
+TRANSIENT_ATTEMPTS = 3
+
+
 async def commit(
     conn: Connection, batch: Sequence[Prepared], *, redact_deleted: bool = False
 ) -> set[str]:
-    """Insert the raw events and, for those new, their rows; returns the new event ids."""
+    """Insert the raw events and, for those new, their rows; returns the new event ids.
+    A batch undone by a TRANSIENT error is written again (up to TRANSIENT_ATTEMPTS in
+    all), rather than failing and being split into single events."""
     if len({p.incoming.event_id for p in batch}) < len(batch):
         raise ValueError("one batch holds the same event id twice (the writer drops repeats)")
     writes = Writes.combine(p.writes for p in batch)
-    if redact_deleted or writes.plain_sql:
-        return await _commit_in_transaction(conn, batch, redact_deleted=redact_deleted)
-    stored = await conn.fetchval(INGEST, _event_rows(batch), writes.steps(passed_over=True))
-    return {p.incoming.event_id for p in batch} - set(stored)
+    in_transaction = redact_deleted or writes.plain_sql
+    args = None if in_transaction else (_event_rows(batch), writes.steps(passed_over=True))
+    for attempt in range(1, TRANSIENT_ATTEMPTS + 1):
+        try:
+            if args is None:
+                return await _commit_in_transaction(conn, batch, redact_deleted=redact_deleted)
+            stored = await conn.fetchval(INGEST, *args)
+            return {p.incoming.event_id for p in batch} - set(stored)
+        except TRANSIENT as exc:
+            # Inside a caller's transaction the whole of it is undone: theirs to retry.
+            if attempt == TRANSIENT_ATTEMPTS or conn.is_in_transaction():
+                raise
+            log.warning(
+                "batch undone by a concurrent one; writing it again",
+                events=len(batch),
+                attempt=attempt,
+                error=f"{type(exc).__name__}: {exc}",
+            )
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 async def _commit_in_transaction(

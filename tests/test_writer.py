@@ -511,3 +511,72 @@ async def test_concurrent_batches_take_row_locks_in_one_order(
     rows = await conn.fetch("SELECT id, name FROM customers")
     names = {r["id"]: r["name"] for r in rows}
     assert names == {"cust_a": "Customer as of event 5", "cust_b": "Customer as of event 6"}
+
+
+def order_by_customer(n: int, customer_id: str, at: str) -> bytes:
+    """An order event: its customer is a copy (the statement for copies, not full rows)."""
+    activity = load_fixture("customer.order.paid") | {"id": f"evcus_locks_{n}", "created_at": at}
+    activity["data"]["customer"]["id"] = customer_id
+    activity["data"]["order"].update(id=f"ord_locks_{n}", customer_id=customer_id)
+    activity["data"]["order"].pop("customer", None)
+    return compact_json(activity)
+
+
+async def test_a_batch_undone_by_a_deadlock_is_written_again(
+    database_url: str, conn: db.Connection
+) -> None:
+    """Full rows and copies of customers go through two statements, which two batches can
+    reach in opposite orders: batch 1 writes A in full, then copies of AB and B; batch 2
+    B in full, then a copy of A. A session holding AB lets batch 2 take B before batch 1
+    asks for it: a deadlock, which Postgres ends by undoing batch 2 (batch 1 waits
+    longer before it checks). `commit` writes batch 2 again, and both land whole."""
+    await commit(
+        conn,
+        customer_batch(
+            *(
+                customer_event(n, c, f"2026-01-01T00:00:0{n}Z")
+                for n, c in ((1, "cust_a"), (2, "cust_ab"), (3, "cust_b"))
+            )
+        ),
+    )
+    holder, first, second = [await db.connect(database_url) for _ in range(3)]
+    try:
+        await first.execute("SET deadlock_timeout = '60s'")  # batch 2 is the one undone
+        holder_tx = holder.transaction()
+        await holder_tx.start()
+        await holder.execute("SELECT FROM customers WHERE id = 'cust_ab' FOR UPDATE")
+        first_pid, second_pid = [
+            await c.fetchval("SELECT pg_backend_pid()") for c in (first, second)
+        ]
+        batch_1 = asyncio.create_task(
+            commit(first, customer_batch(
+                customer_event(4, "cust_a", "2026-02-01T00:00:04Z"),
+                order_by_customer(5, "cust_ab", "2026-02-01T00:00:05Z"),
+                order_by_customer(6, "cust_b", "2026-02-01T00:00:06Z"),
+            ))
+        )  # fmt: skip
+        await waiting_on_a_lock(holder, first_pid)  # holds A, waits for AB
+        batch_2 = asyncio.create_task(
+            commit(second, customer_batch(
+                customer_event(7, "cust_b", "2026-02-01T00:00:07Z"),
+                order_by_customer(8, "cust_a", "2026-02-01T00:00:08Z"),
+            ))
+        )  # fmt: skip
+        await waiting_on_a_lock(holder, second_pid)  # holds B, waits for A
+        await holder_tx.rollback()  # batch 1 gets AB, then waits for B: a cycle
+        async with asyncio.timeout(30):
+            results = await asyncio.gather(batch_1, batch_2, return_exceptions=True)
+    finally:
+        for c in (holder, first, second):
+            await c.close()
+    assert list(results) == [
+        {"evcus_locks_4", "evcus_locks_5", "evcus_locks_6"},
+        {"evcus_locks_7", "evcus_locks_8"},
+    ]
+    rows = await conn.fetch("SELECT id, name FROM customers WHERE NOT is_stub")
+    assert {r["id"]: r["name"] for r in rows} == {
+        "cust_a": "Customer as of event 4",
+        "cust_ab": "Customer as of event 2",
+        "cust_b": "Customer as of event 7",
+    }
+    assert await conn.fetchval("SELECT count(*) FROM orders") == 3

@@ -39,7 +39,8 @@ KEPT = f"coalesce(e.row ->> '{SOURCE_EVENT}' <> ALL (_skip), true)"
 # 1 s of p99. So every statement writes its rows in key order, and every batch runs the
 # statements in one order (`Writes`): locks on one table are taken in one order.
 # (Two statements on one table, a full object's and a copy's, can still meet in
-# opposite orders; rarer, and Postgres still resolves it.)
+# opposite orders; rarer: Postgres undoes one batch, and `writer.commit` writes it
+# again.)
 
 # Every statement built here, in creation order: `install` compiles them into one
 # function per connection, so a batch's writes travel in one round trip.
