@@ -69,7 +69,9 @@ class Result:
     rss_mb: float
     cpu_percent: float
     # CPU per answered request, in us: the server's processes, and this machine's
-    # Postgres (None when it runs elsewhere).
+    # Postgres (None when it runs elsewhere). The latter is approximate: it sums every
+    # Postgres process alive at both samples, so one that exits during the run (an
+    # autovacuum worker) is left out, and another cluster on this machine counted in.
     server_us: float = 0.0
     postgres_us: float | None = None
     acked: int = 0

@@ -15,6 +15,7 @@ import pytest
 from asyncpg.transaction import Transaction
 
 from service import db
+from service import writer as writer_module
 from service.app import create_app
 from service.handlers import Writes
 from service.handlers._sql import REGISTRY
@@ -465,7 +466,7 @@ def customer_batch(*events: bytes) -> list[Prepared]:
 
 
 async def test_concurrent_batches_take_row_locks_in_one_order(
-    database_url: str, conn: db.Connection
+    database_url: str, conn: db.Connection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Two writers' batches about the same two customers, arrived in opposite orders,
     must not deadlock: each statement takes its rows' locks in key order. (A deadlock
@@ -474,6 +475,8 @@ async def test_concurrent_batches_take_row_locks_in_one_order(
     A third session holds customer B; batch 1 (B, then A as they came) queues behind it,
     then batch 2 (A, then B) starts. Were rows locked as they came, batch 1 would get B
     when the holder lets go and wait for A, which batch 2 took while batch 1 waited."""
+    # One attempt: a deadlock must fail the test, not be written again (`commit`).
+    monkeypatch.setattr(writer_module, "TRANSIENT_ATTEMPTS", 1)
     stored = customer_batch(
         customer_event(1, "cust_a", "2026-01-01T00:00:01Z"),
         customer_event(2, "cust_b", "2026-01-01T00:00:02Z"),
@@ -541,7 +544,10 @@ async def test_a_batch_undone_by_a_deadlock_is_written_again(
     )
     holder, first, second = [await db.connect(database_url) for _ in range(3)]
     try:
-        await first.execute("SET deadlock_timeout = '60s'")  # batch 2 is the one undone
+        # Batch 2 is the one undone. It checks for a deadlock once, deadlock_timeout after
+        # it starts to wait, so that must come after the cycle closes: 3 s of slack.
+        await first.execute("SET deadlock_timeout = '60s'")
+        await second.execute("SET deadlock_timeout = '3s'")
         holder_tx = holder.transaction()
         await holder_tx.start()
         await holder.execute("SELECT FROM customers WHERE id = 'cust_ab' FOR UPDATE")

@@ -86,7 +86,7 @@ class Statement:
     def sql_skipping(self) -> str:
         """`sql` for rows of several per key (the chosen ones first, then those passed
         over), some from events in `_skip`: those are left out, then each key is reduced
-        as `reduce` does, in SQL."""
+        as `reduce` does, in SQL; written in key order (LOCK_ORDER)."""
         columns = ", ".join(self.columns)
         key = ", ".join(f"r.{c}" for c in self.key)
         newest = "r.last_event_at DESC, r.last_event_id DESC, " if self.newest_wins else ""
@@ -99,6 +99,7 @@ SELECT {columns} FROM (
     WHERE {KEPT}
     ORDER BY {key}, {newest}e.n
 ) AS r
+ORDER BY {key}
 {self.conflict}"""  # noqa: S608 - names from this module's constants; rows arrive as json
 
     def reduce(
