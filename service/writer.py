@@ -14,8 +14,9 @@ Guarantees:
 - The raw insert goes through `event_ids` (`ON CONFLICT (id) DO NOTHING`), and duplicates
   inside a batch are answered `duplicate` before the insert: retries, both wire shapes and
   racing deliveries leave exactly one row, whatever month it is stored in.
-- An event whose handler fails is stored quarantined in the same batch. If the batch
-  itself fails in Postgres, its events are retried one by one, so one bad event cannot
+- An event whose handler fails is stored quarantined in the same batch. A batch undone
+  by a concurrent one (a deadlock: `TRANSIENT`) is written again whole. If the batch
+  fails in Postgres otherwise, its events are retried one by one, so one bad event cannot
   take others down; one that still fails is stored quarantined with the database's error.
 - The queue is bounded: when it is full the request is refused at once (503), and a
   request that waits past the deadline gets 503 too (Voucherify retries; if the batch did
@@ -95,7 +96,7 @@ INSERT_EVENTS = _NEW_EVENTS.replace("{events}", "$1::jsonb") + "\nSELECT id FROM
 # the new events, applies their writes, and returns the ids that were stored already
 # (retries, or an event a concurrent writer committed first: the insert's ON CONFLICT
 # waits for it and skips it). Those events' rows are left out before each statement
-# reduces its rows per key (`apply_writes`' `_skip`), so a retry neither writes nor hides
+# reduces its rows per key (`apply_writes_skipping`), so a retry neither writes nor hides
 # a new event's row. (A batch holding a retry used to take a second round trip: the
 # writes had been reduced in Python assuming every event new. With the benchmark's 5%
 # retries most batches held one, and that round trip was a third of a batch's time.)
@@ -201,7 +202,8 @@ async def commit(
     """Insert the raw events and, for those new, their rows; returns the new event ids.
     A batch undone by a TRANSIENT error is written again (up to TRANSIENT_ATTEMPTS in
     all), rather than failing and being split into single events."""
-    if len({p.incoming.event_id for p in batch}) < len(batch):
+    ids = {p.incoming.event_id for p in batch}
+    if len(ids) < len(batch):
         raise ValueError("one batch holds the same event id twice (the writer drops repeats)")
     writes = Writes.combine(p.writes for p in batch)
     in_transaction = redact_deleted or writes.plain_sql
@@ -211,7 +213,7 @@ async def commit(
             if args is None:
                 return await _commit_in_transaction(conn, batch, redact_deleted=redact_deleted)
             stored = await conn.fetchval(INGEST, *args)
-            return {p.incoming.event_id for p in batch} - set(stored)
+            return ids - set(stored)
         except TRANSIENT as exc:
             # Inside a caller's transaction the whole of it is undone: theirs to retry.
             if attempt == TRANSIENT_ATTEMPTS or conn.is_in_transaction():
@@ -313,8 +315,8 @@ class Writer:
             raise Saturated from None
         if self._deadlines is not None:
             self._deadlines.watch(future)
-        # A caller giving up (its deadline) cancels only this future: the batch goes on,
-        # and the writer skips answering a future that is done.
+        # A caller giving up (cancelled, or past its deadline) ends only this future: the
+        # batch goes on, and the writer skips answering a future that is done.
         return await future
 
     async def _run(self) -> None:

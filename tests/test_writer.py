@@ -461,8 +461,49 @@ def customer_event(n: int, customer_id: str, at: str) -> bytes:
     return compact_json(activity)
 
 
-def customer_batch(*events: bytes) -> list[Prepared]:
-    return [prepare(parse(body), datetime.now(UTC)) for body in events]
+def order_by_customer(n: int, customer_id: str, at: str) -> bytes:
+    """An order event: its customer is a copy (the statement for copies, not full rows)."""
+    activity = load_fixture("customer.order.paid") | {"id": f"evcus_locks_{n}", "created_at": at}
+    activity["data"]["customer"]["id"] = customer_id
+    activity["data"]["order"].update(id=f"ord_locks_{n}", customer_id=customer_id)
+    activity["data"]["order"].pop("customer", None)
+    return compact_json(activity)
+
+
+def prepared(*bodies: bytes) -> list[Prepared]:
+    return [prepare(parse(body), datetime.now(UTC)) for body in bodies]
+
+
+async def race_behind_a_held_customer(
+    database_url: str,
+    held: str,
+    first: list[Prepared],
+    second: list[Prepared],
+    deadlock_timeouts: tuple[str, str] = ("1s", "1s"),
+) -> list[set[str] | BaseException]:
+    """Batch `first` is committed while another session holds customer `held`, and waits
+    for it; then batch `second` starts and waits too; then the holder lets go. Returns
+    what each commit returned or raised. `deadlock_timeouts`: the two batches' sessions'
+    (the one whose time is up first checks for a deadlock, and is undone if one formed)."""
+    holder = await db.connect(database_url)
+    sessions = [
+        await db.connect(database_url, server_settings={"deadlock_timeout": timeout})
+        for timeout in deadlock_timeouts
+    ]
+    try:
+        holder_tx = holder.transaction()
+        await holder_tx.start()
+        await holder.execute("SELECT FROM customers WHERE id = $1 FOR UPDATE", held)
+        tasks = []
+        for session, batch in zip(sessions, (first, second), strict=True):
+            tasks.append(asyncio.create_task(commit(session, batch)))
+            await waiting_on_a_lock(holder, session.get_server_pid())
+        await holder_tx.rollback()
+        async with asyncio.timeout(30):
+            return list(await asyncio.gather(*tasks, return_exceptions=True))
+    finally:
+        for c in (holder, *sessions):
+            await c.close()
 
 
 async def test_concurrent_batches_take_row_locks_in_one_order(
@@ -477,52 +518,27 @@ async def test_concurrent_batches_take_row_locks_in_one_order(
     when the holder lets go and wait for A, which batch 2 took while batch 1 waited."""
     # One attempt: a deadlock must fail the test, not be written again (`commit`).
     monkeypatch.setattr(writer_module, "TRANSIENT_ATTEMPTS", 1)
-    stored = customer_batch(
+    stored = prepared(
         customer_event(1, "cust_a", "2026-01-01T00:00:01Z"),
         customer_event(2, "cust_b", "2026-01-01T00:00:02Z"),
     )
     await commit(conn, stored)
-    holder, first, second = [await db.connect(database_url) for _ in range(3)]
-    try:
-        holder_tx = holder.transaction()
-        await holder_tx.start()
-        await holder.execute("SELECT FROM customers WHERE id = 'cust_b' FOR UPDATE")
-        first_pid, second_pid = [
-            await c.fetchval("SELECT pg_backend_pid()") for c in (first, second)
-        ]
-        batch_1 = asyncio.create_task(
-            commit(first, customer_batch(
-                customer_event(3, "cust_b", "2026-02-01T00:00:03Z"),
-                customer_event(4, "cust_a", "2026-02-01T00:00:04Z"),
-            ))
-        )  # fmt: skip
-        await waiting_on_a_lock(holder, first_pid)
-        batch_2 = asyncio.create_task(
-            commit(second, customer_batch(
-                customer_event(5, "cust_a", "2026-02-01T00:00:05Z"),
-                customer_event(6, "cust_b", "2026-02-01T00:00:06Z"),
-            ))
-        )  # fmt: skip
-        await waiting_on_a_lock(holder, second_pid)
-        await holder_tx.rollback()
-        async with asyncio.timeout(30):
-            results = await asyncio.gather(batch_1, batch_2, return_exceptions=True)
-    finally:
-        for c in (holder, first, second):
-            await c.close()
-    assert list(results) == [{"evcus_locks_3", "evcus_locks_4"}, {"evcus_locks_5", "evcus_locks_6"}]
+    results = await race_behind_a_held_customer(
+        database_url,
+        "cust_b",
+        prepared(
+            customer_event(3, "cust_b", "2026-02-01T00:00:03Z"),
+            customer_event(4, "cust_a", "2026-02-01T00:00:04Z"),
+        ),
+        prepared(
+            customer_event(5, "cust_a", "2026-02-01T00:00:05Z"),
+            customer_event(6, "cust_b", "2026-02-01T00:00:06Z"),
+        ),
+    )
+    assert results == [{"evcus_locks_3", "evcus_locks_4"}, {"evcus_locks_5", "evcus_locks_6"}]
     rows = await conn.fetch("SELECT id, name FROM customers")
     names = {r["id"]: r["name"] for r in rows}
     assert names == {"cust_a": "Customer as of event 5", "cust_b": "Customer as of event 6"}
-
-
-def order_by_customer(n: int, customer_id: str, at: str) -> bytes:
-    """An order event: its customer is a copy (the statement for copies, not full rows)."""
-    activity = load_fixture("customer.order.paid") | {"id": f"evcus_locks_{n}", "created_at": at}
-    activity["data"]["customer"]["id"] = customer_id
-    activity["data"]["order"].update(id=f"ord_locks_{n}", customer_id=customer_id)
-    activity["data"]["order"].pop("customer", None)
-    return compact_json(activity)
 
 
 async def test_a_batch_undone_by_a_deadlock_is_written_again(
@@ -535,47 +551,30 @@ async def test_a_batch_undone_by_a_deadlock_is_written_again(
     longer before it checks). `commit` writes batch 2 again, and both land whole."""
     await commit(
         conn,
-        customer_batch(
+        prepared(
             *(
                 customer_event(n, c, f"2026-01-01T00:00:0{n}Z")
                 for n, c in ((1, "cust_a"), (2, "cust_ab"), (3, "cust_b"))
             )
         ),
     )
-    holder, first, second = [await db.connect(database_url) for _ in range(3)]
-    try:
+    results = await race_behind_a_held_customer(
+        database_url,
+        "cust_ab",
+        prepared(  # holds A, waits for AB
+            customer_event(4, "cust_a", "2026-02-01T00:00:04Z"),
+            order_by_customer(5, "cust_ab", "2026-02-01T00:00:05Z"),
+            order_by_customer(6, "cust_b", "2026-02-01T00:00:06Z"),
+        ),
+        prepared(  # holds B, waits for A; once AB is let go, batch 1 waits for B: a cycle
+            customer_event(7, "cust_b", "2026-02-01T00:00:07Z"),
+            order_by_customer(8, "cust_a", "2026-02-01T00:00:08Z"),
+        ),
         # Batch 2 is the one undone. It checks for a deadlock once, deadlock_timeout after
         # it starts to wait, so that must come after the cycle closes: 3 s of slack.
-        await first.execute("SET deadlock_timeout = '60s'")
-        await second.execute("SET deadlock_timeout = '3s'")
-        holder_tx = holder.transaction()
-        await holder_tx.start()
-        await holder.execute("SELECT FROM customers WHERE id = 'cust_ab' FOR UPDATE")
-        first_pid, second_pid = [
-            await c.fetchval("SELECT pg_backend_pid()") for c in (first, second)
-        ]
-        batch_1 = asyncio.create_task(
-            commit(first, customer_batch(
-                customer_event(4, "cust_a", "2026-02-01T00:00:04Z"),
-                order_by_customer(5, "cust_ab", "2026-02-01T00:00:05Z"),
-                order_by_customer(6, "cust_b", "2026-02-01T00:00:06Z"),
-            ))
-        )  # fmt: skip
-        await waiting_on_a_lock(holder, first_pid)  # holds A, waits for AB
-        batch_2 = asyncio.create_task(
-            commit(second, customer_batch(
-                customer_event(7, "cust_b", "2026-02-01T00:00:07Z"),
-                order_by_customer(8, "cust_a", "2026-02-01T00:00:08Z"),
-            ))
-        )  # fmt: skip
-        await waiting_on_a_lock(holder, second_pid)  # holds B, waits for A
-        await holder_tx.rollback()  # batch 1 gets AB, then waits for B: a cycle
-        async with asyncio.timeout(30):
-            results = await asyncio.gather(batch_1, batch_2, return_exceptions=True)
-    finally:
-        for c in (holder, first, second):
-            await c.close()
-    assert list(results) == [
+        deadlock_timeouts=("60s", "3s"),
+    )
+    assert results == [
         {"evcus_locks_4", "evcus_locks_5", "evcus_locks_6"},
         {"evcus_locks_7", "evcus_locks_8"},
     ]
