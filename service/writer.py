@@ -185,10 +185,10 @@ def prepare(incoming: Incoming, received_at: datetime, *, redact_deleted: bool =
     return prepared
 
 
-# Errors that undo a batch for what ran beside it, not for what it holds: writers lock
-# rows in one order (LOCK_ORDER in handlers/_sql.py), but a full object's and a copy's
-# statements on one table can still meet in opposite orders, and Postgres then undoes
-# one of the batches. Written again, it goes through.
+# Errors that undo a batch for what ran beside it, not for what it holds: writers take
+# their locks in one order (LOCK_ORDER in handlers/_sql.py) and never wait on each other
+# in a cycle, but another session (an operator's transaction) can close one, and
+# Postgres may undo the batch. Written again, it goes through.
 TRANSIENT: tuple[type[Exception], ...] = (
     asyncpg.exceptions.DeadlockDetectedError,
     asyncpg.exceptions.SerializationError,

@@ -541,14 +541,17 @@ async def test_concurrent_batches_take_row_locks_in_one_order(
     assert names == {"cust_a": "Customer as of event 5", "cust_b": "Customer as of event 6"}
 
 
-async def test_a_batch_undone_by_a_deadlock_is_written_again(
-    database_url: str, conn: db.Connection
+async def test_a_full_object_and_a_copy_in_opposite_orders_do_not_deadlock(
+    database_url: str, conn: db.Connection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Full rows and copies of customers go through two statements, which two batches can
     reach in opposite orders: batch 1 writes A in full, then copies of AB and B; batch 2
-    B in full, then a copy of A. A session holding AB lets batch 2 take B before batch 1
-    asks for it: a deadlock, which Postgres ends by undoing batch 2 (batch 1 waits
-    longer before it checks). `commit` writes batch 2 again, and both land whole."""
+    B in full, then a copy of A. A session holding AB lets batch 2 start while batch 1
+    waits; were row locks all there is, batch 2 would take B, wait for A, and batch 1
+    (once AB is let go) wait for B: a deadlock. Each batch first locks every customer key
+    it writes, in one order (LOCK_ORDER), so batch 2 waits for batch 1 instead."""
+    # One attempt: a deadlock must fail the test, not be written again (`commit`).
+    monkeypatch.setattr(writer_module, "TRANSIENT_ATTEMPTS", 1)
     await commit(
         conn,
         prepared(
@@ -561,17 +564,16 @@ async def test_a_batch_undone_by_a_deadlock_is_written_again(
     results = await race_behind_a_held_customer(
         database_url,
         "cust_ab",
-        prepared(  # holds A, waits for AB
+        prepared(
             customer_event(4, "cust_a", "2026-02-01T00:00:04Z"),
             order_by_customer(5, "cust_ab", "2026-02-01T00:00:05Z"),
             order_by_customer(6, "cust_b", "2026-02-01T00:00:06Z"),
         ),
-        prepared(  # holds B, waits for A; once AB is let go, batch 1 waits for B: a cycle
+        prepared(
             customer_event(7, "cust_b", "2026-02-01T00:00:07Z"),
             order_by_customer(8, "cust_a", "2026-02-01T00:00:08Z"),
         ),
-        # Batch 2 is the one undone. It checks for a deadlock once, deadlock_timeout after
-        # it starts to wait, so that must come after the cycle closes: 3 s of slack.
+        # Were there a cycle, batch 2 would find it once the holder lets go (3 s of slack).
         deadlock_timeouts=("60s", "3s"),
     )
     assert results == [
@@ -585,3 +587,46 @@ async def test_a_batch_undone_by_a_deadlock_is_written_again(
         "cust_b": "Customer as of event 7",
     }
     assert await conn.fetchval("SELECT count(*) FROM orders") == 3
+
+
+async def test_a_batch_undone_by_a_deadlock_is_written_again(
+    database_url: str, conn: db.Connection
+) -> None:
+    """Writers never wait on each other in a cycle, but another session can close one
+    (an analyst's or operator's transaction locking rows in its own order): Postgres then
+    undoes one side. When that is the batch, `commit` writes it again, whole."""
+    await commit(conn, prepared(customer_event(1, "cust_a", "2026-01-01T00:00:01Z"),
+                                customer_event(2, "cust_b", "2026-01-01T00:00:02Z")))  # fmt: skip
+    other = await db.connect(database_url, server_settings={"deadlock_timeout": "60s"})
+    # The batch's session checks for a deadlock 3 s after it starts to wait: after the
+    # cycle closes (the other session's second lock), so it is the one undone.
+    session = await db.connect(database_url, server_settings={"deadlock_timeout": "3s"})
+    try:
+        other_tx = other.transaction()
+        await other_tx.start()
+        await other.execute("SELECT FROM customers WHERE id = 'cust_b' FOR UPDATE")
+        batch = asyncio.create_task(
+            commit(
+                session,
+                prepared(
+                    customer_event(3, "cust_a", "2026-02-01T00:00:03Z"),
+                    customer_event(4, "cust_b", "2026-02-01T00:00:04Z"),
+                ),
+            )
+        )
+        await waiting_on_a_lock(other, session.get_server_pid())  # holds A, waits for B
+        async with asyncio.timeout(30):
+            # Granted only once the batch is undone: the deadlock happened.
+            await other.execute("SELECT FROM customers WHERE id = 'cust_a' FOR UPDATE")
+        assert not batch.done()  # written again, waiting for this session's locks
+        await other_tx.rollback()
+        async with asyncio.timeout(30):
+            assert await batch == {"evcus_locks_3", "evcus_locks_4"}
+    finally:
+        await other.close()
+        await session.close()
+    rows = await conn.fetch("SELECT id, name FROM customers")
+    assert {r["id"]: r["name"] for r in rows} == {
+        "cust_a": "Customer as of event 3",
+        "cust_b": "Customer as of event 4",
+    }

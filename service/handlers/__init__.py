@@ -16,7 +16,7 @@ from datetime import datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from service.handlers._sql import REGISTRY, Bulk, Statement
+from service.handlers._sql import REGISTRY, Bulk, Statement, key_locks
 
 if TYPE_CHECKING:
     from service.db import Connection
@@ -160,6 +160,7 @@ def _apply_writes_function() -> str:
         )
         return (
             _APPLY_TEMPLATE.replace("{signature}", signature)
+            .replace("{locks}", key_locks(rows))
             .replace("{rows}", rows)
             .replace("{branches}", branches)
         )
@@ -191,7 +192,7 @@ SET enable_mergejoin = off AS $apply$
 DECLARE
     _step jsonb;
     _rows jsonb;
-BEGIN
+BEGIN{locks}
     FOR _step IN SELECT value FROM jsonb_array_elements(_steps) LOOP
         _rows := {rows};
         CASE _step ->> 0

@@ -38,9 +38,13 @@ KEPT = f"coalesce(e.row ->> '{SOURCE_EVENT}' <> ALL (_skip), true)"
 # Postgres ends one only after deadlock_timeout (1 s by default): seen under load, as
 # 1 s of p99. So every statement writes its rows in key order, and every batch runs the
 # statements in one order (`Writes`): locks on one table are taken in one order.
-# (Two statements on one table, a full object's and a copy's, can still meet in
-# opposite orders; rarer: Postgres undoes one batch, and `writer.commit` writes it
-# again.)
+# A table written by two statements (a full object's and a copy's: customers, orders)
+# would still let two batches meet in opposite orders (one writes A in full and copies
+# B, the other B in full and copies A), and a key not yet stored can't be locked ahead
+# as a row. So before any statement, a batch takes one advisory lock per key it writes
+# to such a table, in one order (`key_locks`): whoever writes one of those keys holds
+# its lock first, and no two writers (or replay) can wait on each other there.
+KEY_LOCK_CLASS = 1_986_527_233  # the first int4 of this service's advisory locks
 
 # Every statement built here, in creation order: `install` compiles them into one
 # function per connection, so a batch's writes travel in one round trip.
@@ -213,3 +217,35 @@ def append(table: str, columns: Sequence[str], *, key: Sequence[str] = ("event_i
     """INSERT once per key: history rows, one per event."""
     conflict = f"ON CONFLICT ({', '.join(key)}) DO NOTHING"
     return Statement(table, tuple(columns), tuple(key), conflict, newest_wins=False)
+
+
+def key_locks(rows: str) -> str:
+    """PL/pgSQL that takes, in one order, an advisory lock per key the steps in `_steps`
+    write to a table more than one statement writes (see LOCK_ORDER); `rows` reads a
+    step's rows from `_step`. Held to the end of the transaction."""
+    shared: dict[str, list[Statement]] = {}
+    for statement in REGISTRY:
+        if isinstance(statement, Statement):
+            shared.setdefault(statement.table, []).append(statement)
+    locked = [s for statements in shared.values() if len(statements) > 1 for s in statements]
+    if not locked:
+        return ""
+    keys = "\n".join(
+        f"            WHEN '{s.name}' THEN hashtext(concat_ws(chr(31), '{s.table}', "
+        + ", ".join(f"r.value ->> '{column}'" for column in s.key)
+        + "))"
+        for s in locked
+    )
+    names = ", ".join(f"'{s.name}'" for s in locked)
+    # `_step` is the caller's variable: here the step is `s.step`. The subquery's order is
+    # the order the locks are taken in.
+    return f"""
+    PERFORM pg_advisory_xact_lock({KEY_LOCK_CLASS}, k) FROM (
+        SELECT DISTINCT CASE s.step ->> 0
+{keys}
+        END AS k
+        FROM jsonb_array_elements(_steps) AS s (step),
+             jsonb_array_elements({rows.replace("_step", "s.step")}) AS r
+        WHERE s.step ->> 0 IN ({names})
+        ORDER BY k
+    ) AS keys;"""  # noqa: S608 - names from this module's statements; keys arrive as json
