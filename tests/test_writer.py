@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 import time
 from collections.abc import AsyncIterator
@@ -11,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
+import msgspec
 import pytest
 from asyncpg.transaction import Transaction
 
@@ -462,7 +464,7 @@ def customer_event(n: int, customer_id: str, at: str) -> bytes:
 
 
 def order_by_customer(n: int, customer_id: str, at: str) -> bytes:
-    """An order event: its customer is a copy (the statement for copies, not full rows)."""
+    """An order event: its customer is a copy, its order a full object."""
     activity = load_fixture("customer.order.paid") | {"id": f"evcus_locks_{n}", "created_at": at}
     activity["data"]["customer"]["id"] = customer_id
     activity["data"]["order"].update(id=f"ord_locks_{n}", customer_id=customer_id)
@@ -539,6 +541,45 @@ async def test_concurrent_batches_take_row_locks_in_one_order(
     rows = await conn.fetch("SELECT id, name FROM customers")
     names = {r["id"]: r["name"] for r in rows}
     assert names == {"cust_a": "Customer as of event 5", "cust_b": "Customer as of event 6"}
+
+
+def redemption_with_copies(n: int, customer_id: str, order_id: str, at: str) -> bytes:
+    """A redemption: its customer and its order are copies."""
+    activity = load_fixture("customer.redemption.succeeded")
+    activity |= {"id": f"evcus_locks_{n}", "created_at": at}
+    activity["data"]["customer"].update(id=customer_id, name=f"Copy as of event {n}")
+    activity["data"]["order"].update(id=order_id, customer_id=customer_id, status=f"copy {n}")
+    return compact_json(activity)
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(range(4))))
+async def test_full_objects_and_copies_in_one_batch_end_as_one_by_one(
+    conn: db.Connection, order: tuple[int, ...]
+) -> None:
+    """A full object and its copies share one statement per table (LOCK_ORDER): a batch
+    holding both must still leave what committing its events one by one leaves (a full
+    row replaces a copy and is never replaced by one, even by a newer one), in any
+    arrival order."""
+    full_order = compact_json(
+        msgspec.json.decode(order_by_customer(0, "cust_x", "2026-03-01T00:00:00Z"))
+        | {"id": "evcus_locks_0"}
+    ).replace(b"ord_locks_0", b"ord_x")
+    events = [
+        full_order,  # the order in full, and a copy of the customer
+        customer_event(1, "cust_x", "2026-02-01T00:00:00Z"),  # the customer in full
+        redemption_with_copies(2, "cust_x", "ord_x", "2026-04-01T00:00:00Z"),  # newest
+        customer_event(3, "cust_x", "2026-01-01T00:00:00Z"),  # in full, oldest
+    ]
+    for body in events:
+        await commit(conn, prepared(body))
+    one_by_one = await dump(conn)
+    await reset(conn)
+    await commit(conn, prepared(*(events[n] for n in order)))
+    assert await dump(conn) == one_by_one
+    customer = await fetch_one(conn, "SELECT name, is_stub FROM customers WHERE id = 'cust_x'")
+    assert customer == {"name": "Customer as of event 1", "is_stub": False}
+    row = await fetch_one(conn, "SELECT last_event_id, is_stub FROM orders WHERE id = 'ord_x'")
+    assert row == {"last_event_id": "evcus_locks_0", "is_stub": False}
 
 
 async def test_a_full_object_and_a_copy_in_opposite_orders_do_not_deadlock(

@@ -16,7 +16,7 @@ from datetime import datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from service.handlers._sql import REGISTRY, Bulk, Statement, key_locks
+from service.handlers._sql import REGISTRY, Bulk, Statement
 
 if TYPE_CHECKING:
     from service.db import Connection
@@ -121,10 +121,15 @@ def _step(statement: Statement | Bulk, rows: list[tuple[Any, ...]], *, passed_ov
     """One statement's rows as JSON objects keyed by column (its `row_type`): reduced to
     one per key where one statement could not write a key twice, then the rows passed
     over (what `sql_skipping` chooses from when some events are left out), if asked."""
+    row = statement.row_type
+    # Every field has a default (NULL, left out of the JSON), so a short row would be
+    # padded silently: refused instead.
+    width = len(row.__struct_fields__)
+    if any(len(r) != width for r in rows):
+        raise TypeError(f"{statement.name}: a row without one value per column")
     others: list[tuple[Any, ...]] = []
     if isinstance(statement, Statement):
         rows, others = statement.reduce(rows)
-    row = statement.row_type
     return statement.name, [row(*r) for r in rows], [row(*r) for r in others] if passed_over else []
 
 
@@ -160,7 +165,6 @@ def _apply_writes_function() -> str:
         )
         return (
             _APPLY_TEMPLATE.replace("{signature}", signature)
-            .replace("{locks}", key_locks(rows))
             .replace("{rows}", rows)
             .replace("{branches}", branches)
         )
@@ -192,7 +196,7 @@ SET enable_mergejoin = off AS $apply$
 DECLARE
     _step jsonb;
     _rows jsonb;
-BEGIN{locks}
+BEGIN
     FOR _step IN SELECT value FROM jsonb_array_elements(_steps) LOOP
         _rows := {rows};
         CASE _step ->> 0

@@ -39,12 +39,14 @@ CUSTOMER_STUB_COLUMNS = (
 )  # fmt: skip
 
 # A full customer replaces a stub, or an older full customer; a redacted one stays empty.
+# A copy embedded in another event only refreshes a row that is still a stub, and only
+# the columns a copy carries. (One statement for both: see LOCK_ORDER in _sql.py.)
 UPSERT_CUSTOMER = upsert(
-    "customers", CUSTOMER_COLUMNS, when=f"(t.is_stub OR {NEWER}) AND t.redacted_at IS NULL"
-)
-# A copy embedded in another event only refreshes a row that is still a stub.
-UPSERT_CUSTOMER_STUB = upsert(
-    "customers", CUSTOMER_STUB_COLUMNS, when=f"t.is_stub AND {NEWER} AND t.redacted_at IS NULL"
+    "customers",
+    CUSTOMER_COLUMNS,
+    when=f"(t.is_stub OR {NEWER}) AND t.redacted_at IS NULL",
+    copy_when=f"t.is_stub AND {NEWER} AND t.redacted_at IS NULL",
+    copy_columns=CUSTOMER_STUB_COLUMNS,
 )
 # Deletion sticks: the earliest customer.deleted time, whatever arrives after it.
 MARK_CUSTOMER_DELETED = "UPDATE customers SET deleted_at = LEAST(deleted_at, $2) WHERE id = $1"
@@ -99,17 +101,26 @@ def customer_stub(w: Writes, meta: Meta, customer: Customer | None) -> str | Non
     if customer is None or not customer.id:
         return None
     w.add(
-        UPSERT_CUSTOMER_STUB,
+        UPSERT_CUSTOMER,
         customer.id,
         customer.source_id,
         customer.name,
         customer.email,
+        *_NOT_IN_A_COPY[0],
         customer.metadata,
+        *_NOT_IN_A_COPY[1],
         True,
         meta.at,
         meta.event_id,
     )
     return customer.id
+
+
+# The customer columns a copy lacks, before and after `metadata` (NULL: sent as nothing).
+_NOT_IN_A_COPY = (
+    (None,) * (CUSTOMER_COLUMNS.index("metadata") - CUSTOMER_COLUMNS.index("phone")),
+    (None,) * (CUSTOMER_COLUMNS.index("is_stub") - CUSTOMER_COLUMNS.index("metadata") - 1),
+)
 
 
 def mark_customer_deleted(w: Writes, meta: Meta, customer_id: str) -> None:
@@ -186,8 +197,10 @@ ORDER_COLUMNS = (
     "items_discount_amount", "total_discount_amount", "total_amount", "customer_id",
     "referrer_id", "metadata", "is_stub", "last_event_at", "last_event_id",
 )  # fmt: skip
-UPSERT_ORDER = upsert("orders", ORDER_COLUMNS, when=f"t.is_stub OR {NEWER}")
-UPSERT_ORDER_STUB = upsert("orders", ORDER_COLUMNS, when=f"t.is_stub AND {NEWER}")
+# A full order replaces a copy, or an older full order; a copy replaces only an older copy.
+UPSERT_ORDER = upsert(
+    "orders", ORDER_COLUMNS, when=f"t.is_stub OR {NEWER}", copy_when=f"t.is_stub AND {NEWER}"
+)
 # Items follow the order row: only the event the order row now holds rewrites them, so
 # within one batch or across batches the newest event's items win.
 DELETE_ORDER_ITEMS = Bulk(
@@ -225,7 +238,7 @@ def order(
     if order is None or not order.id:
         return None
     w.add(
-        UPSERT_ORDER if full else UPSERT_ORDER_STUB,
+        UPSERT_ORDER,
         order.id,
         order.source_id,
         parse_time(order.created_at),

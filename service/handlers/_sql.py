@@ -38,13 +38,10 @@ KEPT = f"coalesce(e.row ->> '{SOURCE_EVENT}' <> ALL (_skip), true)"
 # Postgres ends one only after deadlock_timeout (1 s by default): seen under load, as
 # 1 s of p99. So every statement writes its rows in key order, and every batch runs the
 # statements in one order (`Writes`): locks on one table are taken in one order.
-# A table written by two statements (a full object's and a copy's: customers, orders)
-# would still let two batches meet in opposite orders (one writes A in full and copies
-# B, the other B in full and copies A), and a key not yet stored can't be locked ahead
-# as a row. So before any statement, a batch takes one advisory lock per key it writes
-# to such a table, in one order (`key_locks`): whoever writes one of those keys holds
-# its lock first, and no two writers (or replay) can wait on each other there.
-KEY_LOCK_CLASS = 1_986_527_233  # the first int4 of this service's advisory locks
+# So a table has one Statement (checked as they are built): a full object and a copy of
+# it (customers, orders) go through the same one (`copy_when`), else two batches could
+# still meet in opposite orders (one writing A in full and a copy of B, the other B in
+# full and a copy of A) on the table's two statements.
 
 # Every statement built here, in creation order: `install` compiles them into one
 # function per connection, so a batch's writes travel in one round trip.
@@ -60,8 +57,12 @@ class Statement:
     key: tuple[str, ...]
     conflict: str
     newest_wins: bool
+    # Rows may be copies (`is_stub`), which a full row of the same key beats (`upsert`).
+    copies: bool = False
 
     def __post_init__(self) -> None:
+        if any(isinstance(s, Statement) and s.table == self.table for s in REGISTRY):
+            raise ValueError(f"a second statement on {self.table}: see LOCK_ORDER")
         REGISTRY.append(self)
 
     @cached_property
@@ -94,6 +95,8 @@ class Statement:
         columns = ", ".join(self.columns)
         key = ", ".join(f"r.{c}" for c in self.key)
         newest = "r.last_event_at DESC, r.last_event_id DESC, " if self.newest_wins else ""
+        if self.copies:
+            newest = "r.is_stub, " + newest  # a full row first (false sorts first)
         return f"""
 INSERT INTO {self.table} AS t ({columns})
 SELECT {columns} FROM (
@@ -111,12 +114,26 @@ ORDER BY {key}
     ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
         """(one row per key, as running them one by one would leave it, and the rows
         passed over, in arrival order): for newer-wins upserts the newest (time, event
-        id), the first on ties; otherwise the first. (`sql_skipping` breaks ties by
-        position, chosen rows first: passed-over rows out of arrival order could let a
-        later tie win once the chosen row's event is skipped.)"""
+        id), the first on ties (with `copies`, a full row before any copy: once a full
+        row is written, or refused, no copy would change it); otherwise the first.
+        (`sql_skipping` breaks ties by position, chosen rows first: passed-over rows out
+        of arrival order could let a later tie win once the chosen row's event is
+        skipped.)"""
         keys = self._key_positions
         chosen: dict[tuple[Any, ...], int] = {}
-        if self.newest_wins:
+        if self.copies:
+            at, event_id = self._version_positions
+            stub = self.columns.index("is_stub")
+            for n, row in enumerate(rows):
+                k = tuple(row[i] for i in keys)
+                old = chosen.get(k)
+                if old is None or (not rows[old][stub], rows[old][at], rows[old][event_id]) < (
+                    not row[stub],
+                    row[at],
+                    row[event_id],
+                ):
+                    chosen[k] = n
+        elif self.newest_wins:
             at, event_id = self._version_positions
             for n, row in enumerate(rows):
                 k = tuple(row[i] for i in keys)
@@ -195,15 +212,33 @@ def _row_type(name: str, columns: Sequence[str]) -> type[msgspec.Struct]:
     """A Struct with one field per column, then the row's source event: a positional row
     becomes the JSON object the statement reads without building a dict per row (5x
     faster for a 33-column customer row, encoding included; a batch sends ~5 rows per
-    event)."""
-    return msgspec.defstruct(f"{name}_row", [(c, Any) for c in (*columns, SOURCE_EVENT)])
+    event). NULLs are left out (Postgres reads a missing key as NULL): a copy of a
+    customer sends its 8 columns, not 26 nulls besides."""
+    fields = [(c, Any, None) for c in (*columns, SOURCE_EVENT)]
+    return msgspec.defstruct(f"{name}_row", fields, omit_defaults=True)
 
 
 def upsert(table: str, columns: Sequence[str], *, key: Sequence[str] = ("id",),
-           when: str = NEWER) -> Statement:  # fmt: skip
-    """INSERT, or UPDATE every non-key column when `when` holds."""
-    conflict = update_when(columns, key=key, when=when)
-    return Statement(table, tuple(columns), tuple(key), conflict, newest_wins=True)
+           when: str = NEWER, copy_when: str | None = None,
+           copy_columns: Sequence[str] | None = None) -> Statement:  # fmt: skip
+    """INSERT, or UPDATE every non-key column when `when` holds. With `copy_when`, rows
+    are full objects or copies embedded in other events (`is_stub` true): a copy updates
+    only `copy_columns` (all, by default), and only when `copy_when` holds."""
+    if copy_when is None:
+        conflict = update_when(columns, key=key, when=when)
+        return Statement(table, tuple(columns), tuple(key), conflict, newest_wins=True)
+    copied = set(columns if copy_columns is None else copy_columns)
+    kept_by_a_copy = "{c} = CASE WHEN EXCLUDED.is_stub THEN t.{c} ELSE EXCLUDED.{c} END"
+    updates = ",\n    ".join(
+        f"{c} = EXCLUDED.{c}" if c in copied else kept_by_a_copy.format(c=c)
+        for c in columns
+        if c not in key
+    )
+    conflict = (
+        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET\n    {updates}\n"
+        f"WHERE CASE WHEN EXCLUDED.is_stub THEN {copy_when} ELSE {when} END"
+    )
+    return Statement(table, tuple(columns), tuple(key), conflict, newest_wins=True, copies=True)
 
 
 def update_when(columns: Sequence[str], *, key: Sequence[str] = ("id",), when: str = NEWER) -> str:
@@ -217,35 +252,3 @@ def append(table: str, columns: Sequence[str], *, key: Sequence[str] = ("event_i
     """INSERT once per key: history rows, one per event."""
     conflict = f"ON CONFLICT ({', '.join(key)}) DO NOTHING"
     return Statement(table, tuple(columns), tuple(key), conflict, newest_wins=False)
-
-
-def key_locks(rows: str) -> str:
-    """PL/pgSQL that takes, in one order, an advisory lock per key the steps in `_steps`
-    write to a table more than one statement writes (see LOCK_ORDER); `rows` reads a
-    step's rows from `_step`. Held to the end of the transaction."""
-    shared: dict[str, list[Statement]] = {}
-    for statement in REGISTRY:
-        if isinstance(statement, Statement):
-            shared.setdefault(statement.table, []).append(statement)
-    locked = [s for statements in shared.values() if len(statements) > 1 for s in statements]
-    if not locked:
-        return ""
-    keys = "\n".join(
-        f"            WHEN '{s.name}' THEN hashtext(concat_ws(chr(31), '{s.table}', "
-        + ", ".join(f"r.value ->> '{column}'" for column in s.key)
-        + "))"
-        for s in locked
-    )
-    names = ", ".join(f"'{s.name}'" for s in locked)
-    # `_step` is the caller's variable: here the step is `s.step`. The subquery's order is
-    # the order the locks are taken in.
-    return f"""
-    PERFORM pg_advisory_xact_lock({KEY_LOCK_CLASS}, k) FROM (
-        SELECT DISTINCT CASE s.step ->> 0
-{keys}
-        END AS k
-        FROM jsonb_array_elements(_steps) AS s (step),
-             jsonb_array_elements({rows.replace("_step", "s.step")}) AS r
-        WHERE s.step ->> 0 IN ({names})
-        ORDER BY k
-    ) AS keys;"""  # noqa: S608 - names from this module's statements; keys arrive as json

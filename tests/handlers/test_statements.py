@@ -9,7 +9,7 @@ import pytest
 
 from service import routing  # noqa: F401 - imports every handler: all statements registered
 from service.handlers import Writes
-from service.handlers._sql import REGISTRY, SOURCE_EVENT, Bulk, Statement
+from service.handlers._sql import REGISTRY, SOURCE_EVENT, Bulk, Statement, upsert
 
 
 def _columns(statement: Statement | Bulk) -> tuple[str, ...]:
@@ -36,3 +36,14 @@ def test_a_row_with_the_wrong_number_of_values_is_refused_not_padded() -> None:
     writes.add(statement, *range(len(statement.columns) - 1))
     with pytest.raises(TypeError):
         writes.steps()
+
+
+def test_a_second_statement_on_one_table_is_refused() -> None:
+    """Two statements on one table could lock its rows in two orders (LOCK_ORDER): a full
+    object and its copies go through one statement (`upsert(copy_when=...)`)."""
+    before = list(REGISTRY)
+    try:
+        with pytest.raises(ValueError, match="LOCK_ORDER"):
+            upsert("customers", ("id", "name", "last_event_at", "last_event_id"))
+    finally:
+        REGISTRY[:] = before
