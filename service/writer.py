@@ -185,10 +185,11 @@ def prepare(incoming: Incoming, received_at: datetime, *, redact_deleted: bool =
     return prepared
 
 
-# Errors that undo a batch for what ran beside it, not for what it holds: writers take
-# their locks in one order (LOCK_ORDER in handlers/_sql.py) and never wait on each other
-# in a cycle, but another session (an operator's transaction) can close one, and
-# Postgres may undo the batch. Written again, it goes through.
+# Errors that undo a batch for what ran beside it, not for what it holds: two batches
+# take their locks in one order (LOCK_ORDER in handlers/_sql.py), but another session
+# (customer redaction's statements, replay, a CSV import, an operator's transaction)
+# can still close a cycle with one, and Postgres may undo the batch. Written again, it
+# goes through.
 TRANSIENT: tuple[type[Exception], ...] = (
     asyncpg.exceptions.DeadlockDetectedError,
     asyncpg.exceptions.SerializationError,

@@ -100,27 +100,18 @@ def customer_stub(w: Writes, meta: Meta, customer: Customer | None) -> str | Non
     """Record an embedded customer copy; returns its id (None when it has none)."""
     if customer is None or not customer.id:
         return None
-    w.add(
-        UPSERT_CUSTOMER,
+    copy = UPSERT_CUSTOMER.copy_row(
         customer.id,
         customer.source_id,
         customer.name,
         customer.email,
-        *_NOT_IN_A_COPY[0],
         customer.metadata,
-        *_NOT_IN_A_COPY[1],
         True,
         meta.at,
         meta.event_id,
     )
+    w.add(UPSERT_CUSTOMER, *copy)
     return customer.id
-
-
-# The customer columns a copy lacks, before and after `metadata` (NULL: sent as nothing).
-_NOT_IN_A_COPY = (
-    (None,) * (CUSTOMER_COLUMNS.index("metadata") - CUSTOMER_COLUMNS.index("phone")),
-    (None,) * (CUSTOMER_COLUMNS.index("is_stub") - CUSTOMER_COLUMNS.index("metadata") - 1),
-)
 
 
 def mark_customer_deleted(w: Writes, meta: Meta, customer_id: str) -> None:

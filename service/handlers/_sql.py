@@ -57,8 +57,9 @@ class Statement:
     key: tuple[str, ...]
     conflict: str
     newest_wins: bool
-    # Rows may be copies (`is_stub`), which a full row of the same key beats (`upsert`).
-    copies: bool = False
+    # With copies (`upsert(copy_when=...)`): the columns a copy carries. Rows are full
+    # objects or copies (`is_stub`), and a full row of a key beats any copy of it.
+    copy_columns: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if any(isinstance(s, Statement) and s.table == self.table for s in REGISTRY):
@@ -68,6 +69,25 @@ class Statement:
     @cached_property
     def name(self) -> str:
         return f"{self.table}_{self.position}"
+
+    @property
+    def copies(self) -> bool:
+        return self.copy_columns is not None
+
+    def copy_row(self, *values: Any) -> tuple[Any, ...]:
+        """A copy's values, in `copy_columns` order, as a row of every column (the others
+        NULL, which a copy never writes over)."""
+        positions = self._copy_positions
+        if len(values) != len(positions):
+            raise TypeError(f"{self.name}: a copy without one value per copied column")
+        row: list[Any] = [None] * len(self.columns)
+        for position, value in zip(positions, values, strict=True):
+            row[position] = value
+        return tuple(row)
+
+    @cached_property
+    def _copy_positions(self) -> list[int]:
+        return [self.columns.index(c) for c in self.copy_columns or ()]
 
     @cached_property
     def position(self) -> int:
@@ -225,9 +245,13 @@ def upsert(table: str, columns: Sequence[str], *, key: Sequence[str] = ("id",),
     are full objects or copies embedded in other events (`is_stub` true): a copy updates
     only `copy_columns` (all, by default), and only when `copy_when` holds."""
     if copy_when is None:
+        if copy_columns is not None:
+            raise ValueError("copy_columns without copy_when")
         conflict = update_when(columns, key=key, when=when)
         return Statement(table, tuple(columns), tuple(key), conflict, newest_wins=True)
-    copied = set(columns if copy_columns is None else copy_columns)
+    copied = tuple(columns if copy_columns is None else copy_columns)
+    if not {*key, "is_stub", "last_event_at", "last_event_id"} <= set(copied) <= set(columns):
+        raise ValueError(f"{table}: a copy carries its key, is_stub and last_event_*, all columns")
     kept_by_a_copy = "{c} = CASE WHEN EXCLUDED.is_stub THEN t.{c} ELSE EXCLUDED.{c} END"
     updates = ",\n    ".join(
         f"{c} = EXCLUDED.{c}" if c in copied else kept_by_a_copy.format(c=c)
@@ -238,7 +262,7 @@ def upsert(table: str, columns: Sequence[str], *, key: Sequence[str] = ("id",),
         f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET\n    {updates}\n"
         f"WHERE CASE WHEN EXCLUDED.is_stub THEN {copy_when} ELSE {when} END"
     )
-    return Statement(table, tuple(columns), tuple(key), conflict, newest_wins=True, copies=True)
+    return Statement(table, tuple(columns), tuple(key), conflict, True, copy_columns=copied)
 
 
 def update_when(columns: Sequence[str], *, key: Sequence[str] = ("id",), when: str = NEWER) -> str:

@@ -47,3 +47,17 @@ def test_a_second_statement_on_one_table_is_refused() -> None:
             upsert("customers", ("id", "name", "last_event_at", "last_event_id"))
     finally:
         REGISTRY[:] = before
+
+
+def test_a_copy_is_a_row_of_every_column_with_only_its_own_values() -> None:
+    customers = next(s for s in REGISTRY if isinstance(s, Statement) and s.table == "customers")
+    assert customers.copy_columns is not None
+    values = [f"value {n}" for n in range(len(customers.copy_columns))]
+    row = dict(zip(customers.columns, customers.copy_row(*values), strict=True))
+    assert {c: v for c, v in row.items() if v is not None} == dict(
+        zip(customers.copy_columns, values, strict=True)
+    )
+    with pytest.raises(TypeError):
+        customers.copy_row(*values[:-1])
+    with pytest.raises(ValueError, match="copy carries"):
+        upsert("nowhere", ("id", "name", "last_event_at", "last_event_id"), copy_when="true")
