@@ -114,6 +114,8 @@ def _statement(p: Plan, extra: list[str]) -> str:
     names = [c for _, c, _ in p.columns] + extra
     params = ", ".join(f"${n}" for n in range(1, len(names) + 1))
     guard = f"t.is_stub OR {NEWER}" if p.table in STUB_TABLES else NEWER
+    if p.table == "customers":  # a redacted customer stays empty, as for webhooks
+        guard = f"({guard}) AND t.redacted_at IS NULL"
     return (
         f"INSERT INTO {p.table} AS t ({', '.join(names)}) VALUES ({params})\n"  # noqa: S608
         + update_when(names, when=guard)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -11,6 +12,7 @@ import pytest
 
 from service import db
 from service.app import create_app
+from service.exports.importer import load
 from service.replay import replay
 from tests.conftest import (
     WEBHOOK,
@@ -125,3 +127,29 @@ async def test_without_the_setting_deletion_keeps_the_data(
     assert customer["redacted_at"] is None
     assert customer["email"] == "ann@example.com"
     assert await conn.fetchval("SELECT count(*) FROM customer_redactions") == 0
+
+
+async def test_an_import_does_not_bring_a_redacted_customer_back(
+    redacting: httpx.AsyncClient, conn: db.Connection, tmp_path: Path
+) -> None:
+    """An export file from before the deletion (or any file naming the customer) loads
+    around a redacted customer, whatever its rows' times, as a webhook would."""
+    await send(
+        redacting,
+        event("customer.created", 1, "2024-01-01T00:00:00Z"),
+        event("customer.deleted", 2, "2024-01-03T00:00:00Z"),
+    )
+    path = tmp_path / "customers.csv"
+    path.write_text(
+        "ID,Name,Email,Phone,Updated At\n"
+        "cust_gdpr,Ann Person,ann@example.com,+48 600 000 000,2024-06-01T00:00:00.000Z\n"
+        "cust_other,Bob Other,bob@example.com,,2024-06-01T00:00:00.000Z\n"
+    )
+
+    assert (await load(conn, "customer", path))[0] == 2
+
+    customer = await fetch_one(conn, "SELECT * FROM customers WHERE id = 'cust_gdpr'")
+    assert customer["redacted_at"] is not None
+    assert (customer["name"], customer["email"], customer["phone"]) == (None, None, None)
+    other = await fetch_one(conn, "SELECT name FROM customers WHERE id = 'cust_other'")
+    assert other == {"name": "Bob Other"}
