@@ -208,6 +208,20 @@ def measure(name: str, command: list[str], env: dict[str, str], prefix: str,
                   rss, cpu, per_request(cpu_after - cpu_before, paced.sent), pg_us)  # fmt: skip
 
 
+def half_ceiling_budget(ceiling: Result, service: Result, cores: int) -> str:
+    """Whether half the ceiling is within this machine's reach for the service: the CPU
+    per event two cores allow at that rate (for everything on them, load generator
+    included) against what the service's process and Postgres used per event."""
+    rate = ceiling.rps / 2
+    budget = cores * 1e6 / rate
+    used = service.server_us + (service.postgres_us or 0.0)
+    who = "the service and Postgres use" if service.postgres_us is not None else "the service uses"
+    verdict = "within" if used < budget else "over"
+    return (f"CPU per event at half the ceiling ({rate:,.0f}/s): {cores} cores allow "
+            f"{budget:.0f} us for everything on them; {who} {used:.0f} us ({verdict} it "
+            "before the load generator's share)")  # fmt: skip
+
+
 def check_stored(url: str, prefix: str, result: Result, table: str = "events") -> None:
     acked: set[str] = set()
     for n in range(WRK_THREADS):
@@ -325,6 +339,7 @@ def main() -> None:
               f"{acked:>9}{stored:>9}")  # fmt: skip
     ceiling, baseline, grouped, service = results[:4]
     print(f"\nservice/ceiling  {service.rps / ceiling.rps:.2f}  (target >= 0.50)")
+    print(half_ceiling_budget(ceiling, service, psutil.cpu_count() or 1))
     print(f"service/baseline {service.rps / baseline.rps:.2f}  (target >= 2.5)")
     print(f"grouped raw/ceiling {grouped.rps / ceiling.rps:.2f}, grouped raw/baseline "
           f"{grouped.rps / baseline.rps:.2f}, service/grouped raw {service.rps / grouped.rps:.2f}"

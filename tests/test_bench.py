@@ -9,7 +9,7 @@ from contextlib import AsyncExitStack
 import pytest
 
 from bench.baselines import grouped
-from bench.run import parse_wrk
+from bench.run import Result, half_ceiling_budget, parse_wrk
 from service import db
 from tests.conftest import SECRET, WEBHOOK, compact_json, load_fixture, signed, start_app
 
@@ -63,3 +63,14 @@ async def test_the_grouped_sketch_acknowledges_only_what_it_stored(
     assert [a.status_code for a in answers] == [202] * 23
     assert refused.status_code == 401
     assert {r["id"]: r["n"] for r in stored} == {f"evcus_grouped_{n}": 1 for n in range(20)}
+
+
+def test_the_report_says_what_half_the_ceiling_leaves_per_event() -> None:
+    """20,000/s ceiling on 2 cores: 10,000/s leaves 200 us of CPU per event in all."""
+    ceiling = Result("ceiling", 20_000, 1, 2, 0, 200_000, 38, 90, server_us=40)
+    service = Result("service", 5_000, 9, 19, 0, 50_000, 72, 60, server_us=150, postgres_us=140)
+    line = half_ceiling_budget(ceiling, service, cores=2)
+    assert "(10,000/s): 2 cores allow 200 us" in line
+    assert "the service and Postgres use 290 us (over it" in line
+    lean = Result("sketch", 10_000, 4, 16, 0, 100_000, 40, 60, server_us=80, postgres_us=40)
+    assert "use 120 us (within it" in half_ceiling_budget(ceiling, lean, cores=2)
