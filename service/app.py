@@ -25,6 +25,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from service import db, partitions, signing
 from service.config import Settings
@@ -226,8 +227,10 @@ async def metrics(request: Request) -> Response:
     return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 
+WEBHOOK_PATH = "/webhooks/voucherify"
+
 routes = [
-    Route("/webhooks/voucherify", receive_webhook, methods=["POST"]),
+    Route(WEBHOOK_PATH, receive_webhook, methods=["POST"]),
     Route("/healthz", healthz, methods=["GET"]),
     Route("/readyz", readyz, methods=["GET"]),
     Route("/metrics", metrics, methods=["GET"]),
@@ -278,9 +281,31 @@ def create_app(settings: Settings, database_url: str) -> Starlette:
             pool, state.pool = state.pool, None
             await pool.close()
 
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = ServiceApp(routes=routes, lifespan=lifespan)
     app.state.service = state
     return app
+
+
+class ServiceApp(Starlette):
+    """Starlette, with deliveries taken straight to their endpoint: every other request
+    goes through the router and middleware, but a webhook POST, nearly all the traffic,
+    skips matching the route table and the two exception middlewares
+    (`receive_webhook` answers every failure itself; anything that still escapes is
+    answered 500 by uvicorn and logged, as ServerErrorMiddleware would). Measured: ~8 us
+    less per request in process, of the ~100-200 us a delivery costs the process."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["path"] == WEBHOOK_PATH
+            and scope["method"] == "POST"
+            and not scope.get("root_path")
+        ):
+            scope["app"] = self
+            response = await receive_webhook(Request(scope, receive))
+            await response(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 def from_env() -> Starlette:

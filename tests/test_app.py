@@ -427,6 +427,26 @@ async def test_probes_answer(client: httpx.AsyncClient) -> None:
     assert ready.json()["status"] == "ready"
 
 
+async def test_only_a_webhook_post_skips_the_router_other_requests_get_its_answers(
+    client: httpx.AsyncClient, conn: db.Connection
+) -> None:
+    """Deliveries go straight to their endpoint (`ServiceApp`); a GET, a trailing slash
+    or a path under the webhook's still get what Starlette's router answers."""
+    body = compact_json(load_fixture(ORDER_PAID))
+    wrong_method = await client.get(WEBHOOK)
+    assert wrong_method.status_code == 405
+    assert wrong_method.headers["allow"] == "POST"
+    slash = await client.post(WEBHOOK + "/", content=body, headers=signed(body))
+    assert slash.status_code == 307
+    assert slash.headers["location"].endswith(WEBHOOK)
+    below = await client.post(WEBHOOK + "/x", content=body, headers=signed(body))
+    assert below.status_code == 404
+    assert await conn.fetchval("SELECT count(*) FROM events") == 0
+    delivered = await client.post(WEBHOOK, content=body, headers=signed(body))
+    assert delivered.status_code == 202
+    assert await conn.fetchval("SELECT count(*) FROM events") == 1
+
+
 async def test_only_allowed_source_networks_may_deliver(
     database_url: str, conn: db.Connection
 ) -> None:
