@@ -197,6 +197,7 @@ def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
     """Load a Voucherify export CSV into the tables, never over newer webhook data."""
     import asyncio  # noqa: PLC0415
 
+    import asyncpg  # noqa: PLC0415
     from tqdm import tqdm  # noqa: PLC0415
 
     from service import db  # noqa: PLC0415
@@ -219,6 +220,10 @@ def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
         rows, skipped = asyncio.run(run())
     except ImportError_ as exc:
         print(f"error: {path.name}: {exc}", file=sys.stderr)
+        return 1
+    except asyncpg.PostgresError as exc:  # e.g. undone by deadlocks attempt after attempt
+        print(f"error: {path.name}: nothing loaded: {type(exc).__name__}: {exc}",
+              file=sys.stderr)  # fmt: skip
         return 1
     note = f" (export-only columns not loaded: {', '.join(skipped)})" if skipped else ""
     print(f"imported {rows} {args.object} rows from {path.name}{note}", file=sys.stderr)

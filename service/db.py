@@ -30,6 +30,15 @@ UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.InsufficientResourcesError,
 )
 
+# Errors that undo a transaction for what ran beside it, not for what it holds: two
+# sessions waited on each other's row locks (a deadlock) or a serializable read conflicted.
+# Written again, the same work goes through; `TRANSIENT_ATTEMPTS` tries in all.
+TRANSIENT: tuple[type[Exception], ...] = (
+    asyncpg.exceptions.DeadlockDetectedError,
+    asyncpg.exceptions.SerializationError,
+)
+TRANSIENT_ATTEMPTS = 3
+
 _JSONB_VERSION = b"\x01"
 
 

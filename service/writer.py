@@ -41,6 +41,7 @@ import asyncpg
 import msgspec
 import structlog
 
+from service import db
 from service.db import UNAVAILABLE, Connection, Pool
 from service.handlers import Meta, Writes, handler_failure
 from service.handlers._entities import REDACT_AFTER_STORE
@@ -185,16 +186,11 @@ def prepare(incoming: Incoming, received_at: datetime, *, redact_deleted: bool =
     return prepared
 
 
-# Errors that undo a batch for what ran beside it, not for what it holds: two batches
-# take their locks in one order (LOCK_ORDER in handlers/_sql.py), but another session
-# (customer redaction's statements, replay, a CSV import, an operator's transaction)
-# can still close a cycle with one, and Postgres may undo the batch. Written again, it
-# goes through.
-TRANSIENT: tuple[type[Exception], ...] = (
-    asyncpg.exceptions.DeadlockDetectedError,
-    asyncpg.exceptions.SerializationError,
-)
-TRANSIENT_ATTEMPTS = 3
+# Two batches take their locks in one order (LOCK_ORDER in handlers/_sql.py), but another
+# session (customer redaction's statements, replay, a CSV import, an operator's
+# transaction) can still close a cycle with one, and Postgres may undo the batch
+# (`db.TRANSIENT`). Written again, it goes through.
+TRANSIENT_ATTEMPTS = db.TRANSIENT_ATTEMPTS
 
 
 async def commit(
@@ -215,7 +211,7 @@ async def commit(
                 return await _commit_in_transaction(conn, batch, redact_deleted=redact_deleted)
             stored = await conn.fetchval(INGEST, *args)
             return ids - set(stored)
-        except TRANSIENT as exc:
+        except db.TRANSIENT as exc:
             # Inside a caller's transaction the whole of it is undone: theirs to retry.
             if attempt == TRANSIENT_ATTEMPTS or conn.is_in_transaction():
                 raise

@@ -4,7 +4,8 @@ Lets a team load history from before the webhook was connected. Each row is writ
 the same newer-wins rule as webhook events: its own time (updated_at, created_at, date,
 expires_at; else the beginning of time) and `last_event_id = 'import:<file>:<line>'`, so an
 import never overwrites newer webhook data and shows where a row came from. The whole file
-loads in one transaction: a malformed row stops it with an error naming its line.
+loads in one transaction: a malformed row stops it with an error naming its line, and an
+import undone by a deadlock with live webhook batches is loaded again (`load`).
 """
 
 from __future__ import annotations
@@ -19,12 +20,15 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import structlog
 
-from service.db import Connection
+from service.db import TRANSIENT, TRANSIENT_ATTEMPTS, Connection
 from service.events.times import parse_date, parse_time
 from service.exports.catalog import OBJECTS, Column, ExportObject, Kind
 from service.exports.query import field_name
 from service.handlers._sql import NEWER, update_when
+
+log = structlog.get_logger("service.import")
 
 BATCH = 1000
 BEGINNING = datetime(1970, 1, 1, tzinfo=UTC)
@@ -169,7 +173,38 @@ async def load(
     *,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[int, list[str]]:
-    """Load the CSV at `path`; returns (rows loaded, export-only headers skipped)."""
+    """Load the CSV at `path`; returns (rows loaded, export-only headers skipped).
+
+    The file loads in one transaction. Webhook batches write beside it and lock rows in
+    key order; the import locks them in the file's order, so the two can wait on each
+    other in a cycle, and Postgres then undoes one of them (`TRANSIENT`). When that is
+    the import, it is loaded again from the start (`progress` is wound back by what the
+    undone attempt had counted), up to TRANSIENT_ATTEMPTS in all."""
+    for attempt in range(1, TRANSIENT_ATTEMPTS + 1):
+        counted = 0
+
+        def counting(n: int) -> None:
+            nonlocal counted
+            counted += n
+            if progress is not None:
+                progress(n)
+
+        try:
+            return await _load_once(conn, exported_object, path, counting)
+        except TRANSIENT as exc:
+            if attempt == TRANSIENT_ATTEMPTS or conn.is_in_transaction():
+                raise
+            log.warning("import undone by a concurrent transaction; loading it again",
+                        file=path.name, attempt=attempt,
+                        error=f"{type(exc).__name__}: {exc}")  # fmt: skip
+            if progress is not None:
+                progress(-counted)
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+async def _load_once(
+    conn: Connection, exported_object: str, path: Path, progress: Callable[[int], None]
+) -> tuple[int, list[str]]:
     with path.open(newline="", encoding="utf-8") as handle:
         reader = csv.reader(handle)
         try:
@@ -192,12 +227,10 @@ async def load(
                 if len(batch) >= BATCH:
                     await conn.executemany(statement, batch)
                     count += len(batch)
-                    if progress:
-                        progress(len(batch))
+                    progress(len(batch))
                     batch = []
             if batch:
                 await conn.executemany(statement, batch)
                 count += len(batch)
-                if progress:
-                    progress(len(batch))
+                progress(len(batch))
     return count, p.skipped

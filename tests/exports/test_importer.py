@@ -18,6 +18,7 @@ from tests.conftest import compact_json, load_fixture
 from tests.exports.conftest import seed
 from tests.test_main import run_cli
 from tests.test_replay import deliver, journey
+from tests.test_writer import waiting_on_a_lock
 
 # Customers first: other exports join them (voucher customer_source_id).
 ROUND_TRIP_ORDER = ["customer", "order", "voucher", "publication", "redemption",
@@ -82,6 +83,75 @@ async def test_an_import_never_overwrites_newer_webhook_data(
                 await conn.fetch("SELECT id, status, last_event_id FROM orders")}  # fmt: skip
     assert statuses["ord_live"] == ("PAID", paid["id"])
     assert statuses["ord_history"] == ("FULFILLED", "import:orders.csv:3")
+
+
+async def test_an_import_undone_by_a_deadlock_is_loaded_again(
+    database_url: str, conn: db.Connection, tmp_path: Path
+) -> None:
+    """Another transaction (a webhook batch, an operator's) can wait on the import in a
+    cycle: when Postgres undoes the import, it loads again from the start and ends as if
+    nothing had happened; its progress is wound back, not counted twice."""
+    older = tmp_path / "older.csv"
+    older.write_text("ID,Status,Updated At\n"
+                     "ord_a,CREATED,2023-01-01T00:00:00.000Z\n"
+                     "ord_b,CREATED,2023-01-01T00:00:00.000Z\n")  # fmt: skip
+    await load(conn, "order", older)
+    newer = tmp_path / "newer.csv"
+    newer.write_text("ID,Status,Updated At\n"
+                     "ord_a,PAID,2024-01-01T00:00:00.000Z\n"
+                     "ord_b,PAID,2024-01-01T00:00:00.000Z\n")  # fmt: skip
+    other = await db.connect(database_url, server_settings={"deadlock_timeout": "60s"})
+    # The import's session looks for a deadlock 3 s after it starts to wait: after the
+    # cycle closes (the other session's second lock), so it is the one undone.
+    session = await db.connect(database_url, server_settings={"deadlock_timeout": "3s"})
+    counted: list[int] = []
+    try:
+        other_tx = other.transaction()
+        await other_tx.start()
+        await other.execute("SELECT FROM orders WHERE id = 'ord_b' FOR UPDATE")
+        loading = asyncio.create_task(load(session, "order", newer, progress=counted.append))
+        await waiting_on_a_lock(other, session.get_server_pid())  # holds ord_a, waits
+        async with asyncio.timeout(30):
+            # Granted only once the import is undone: the deadlock happened.
+            await other.execute("SELECT FROM orders WHERE id = 'ord_a' FOR UPDATE")
+        assert not loading.done()  # loading again, waiting for this session's locks
+        await other_tx.rollback()
+        async with asyncio.timeout(30):
+            assert await loading == (2, [])
+    finally:
+        await other.close()
+        await session.close()
+    assert sum(counted) == 2
+    rows = await conn.fetch("SELECT id, status, last_event_id FROM orders ORDER BY id")
+    assert [tuple(r) for r in rows] == [("ord_a", "PAID", "import:newer.csv:2"),
+                                        ("ord_b", "PAID", "import:newer.csv:3")]  # fmt: skip
+
+
+async def test_the_cli_reports_an_import_the_database_refused_and_loads_nothing(
+    database_url: str, conn: db.Connection, tmp_path: Path
+) -> None:
+    """A database error (here a row lock held past the DSN's lock_timeout) is one line
+    naming the file, exit code 1, and nothing loaded; not a traceback."""
+    older = tmp_path / "older.csv"
+    older.write_text("ID,Status,Updated At\nord_a,CREATED,2023-01-01T00:00:00.000Z\n")
+    await load(conn, "order", older)
+    path = tmp_path / "orders.csv"
+    path.write_text("ID,Status,Updated At\n"
+                    "ord_new,PAID,2024-01-01T00:00:00.000Z\n"
+                    "ord_a,PAID,2024-01-01T00:00:00.000Z\n")  # fmt: skip
+    holder = await db.connect(database_url)
+    try:
+        async with holder.transaction():
+            await holder.execute("SELECT FROM orders WHERE id = 'ord_a' FOR UPDATE")
+            url = database_url + ("&" if "?" in database_url else "?") + "lock_timeout=200ms"
+            env = {"DATABASE_URL": url, "PATH": "/usr/bin:/bin"}
+            imported = await asyncio.to_thread(run_cli, "import", "order", str(path), env=env)
+    finally:
+        await holder.close()
+    assert imported.returncode == 1
+    assert "error: orders.csv: nothing loaded: LockNotAvailableError" in imported.stderr
+    assert "Traceback" not in imported.stderr
+    assert await conn.fetchval("SELECT count(*) FROM orders WHERE id = 'ord_new'") == 0
 
 
 @pytest.mark.parametrize(
