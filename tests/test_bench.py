@@ -8,6 +8,7 @@ from contextlib import AsyncExitStack
 
 import pytest
 
+from bench import openloop
 from bench.baselines import grouped
 from bench.run import Result, half_ceiling_budget, parse_wrk
 from service import db
@@ -74,3 +75,60 @@ def test_the_report_says_what_half_the_ceiling_leaves_per_event() -> None:
     assert "the service and Postgres use 290 us (over it" in line
     lean = Result("sketch", 10_000, 4, 16, 0, 100_000, 40, 60, server_us=80, postgres_us=40)
     assert "use 120 us (within it" in half_ceiling_budget(ceiling, lean, cores=2)
+
+
+async def _answering(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A receiver for the generator's tests: the body is an event id; one with "slow"
+    is answered after 300 ms, "fail" gets 503, "drop" has its connection closed."""
+    try:
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+            body = await reader.readexactly(length)
+            if b"drop" in body:
+                writer.close()
+                return
+            if b"slow" in body:
+                await asyncio.sleep(0.3)
+            status = 503 if b"fail" in body else 202
+            answer = b'{"event_id":"' + body + b'"}'
+            writer.write(b"HTTP/1.1 %d X\r\ncontent-length: %d\r\n\r\n" % (status, len(answer))
+                         + answer)  # fmt: skip
+    except (asyncio.IncompleteReadError, ConnectionError):
+        writer.close()
+
+
+def _requests(ids: list[str]) -> list[bytes]:
+    return [b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: %d\r\n\r\n%s"
+            % (len(i), i.encode()) for i in ids]  # fmt: skip
+
+
+async def test_the_open_loop_generator_times_requests_from_when_they_were_due() -> None:
+    """One connection, 100 requests at 100/s, the 11th answered after 300 ms: the ~25
+    due meanwhile wait for it, and their latency counts that wait (timed from when they
+    were sent, only the slow one would look slow: coordinated omission)."""
+    server = await asyncio.start_server(_answering, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    ids = [f"ev_{n}" + ("_slow" if n == 10 else "") for n in range(100)]
+    async with server, asyncio.timeout(20):
+        result = await openloop.run(port, _requests(ids), rate=100, seconds=1, max_connections=1)
+    assert (result.sent, result.errors) == (100, 0)
+    assert sorted(result.acked) == sorted(ids)
+    assert result.stalled_windows >= 1  # the first quarter-second: 15 of 25 over 100 ms
+    assert result.worst_window_ms > 100
+    assert result.p99_ms >= 250
+
+
+async def test_the_open_loop_generator_counts_refusals_and_dropped_connections() -> None:
+    server = await asyncio.start_server(_answering, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    ids = [f"ev_{n}" + ("_fail" if n % 20 == 3 else "_drop" if n % 30 == 7 else "")
+           for n in range(100)]  # fmt: skip
+    async with server, asyncio.timeout(20):
+        result = await openloop.run(port, _requests(ids), rate=200, seconds=0.5,
+                                    max_connections=8)  # fmt: skip
+    refused = [i for i in ids if i.endswith(("_fail", "_drop"))]
+    assert result.sent == 100
+    assert result.errors == len(refused) == 9
+    assert sorted(result.acked) == sorted(set(ids) - set(refused))
+    assert result.p99_ms < 250  # nothing slow: dropped connections were replaced
