@@ -71,6 +71,7 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
     """Rebuild normalized tables from `events`, with a progress bar on a terminal."""
     import asyncio  # noqa: PLC0415
 
+    import asyncpg  # noqa: PLC0415
     from tqdm import tqdm  # noqa: PLC0415
 
     from service import db, replay  # noqa: PLC0415
@@ -96,7 +97,12 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
         finally:
             await conn.close()
 
-    report = asyncio.run(run())
+    try:
+        report = asyncio.run(run())
+    except asyncpg.PostgresError as exc:  # one transaction: nothing was changed
+        print(f"error: replay undone, nothing changed: {type(exc).__name__}: {exc}",
+              file=sys.stderr)  # fmt: skip
+        return 1
     print(
         f"replayed {report.events} events in {report.seconds:.2f} s "
         f"({report.rate:,.0f} events/s): {report.processed} processed, "

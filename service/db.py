@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Any, TypeAlias
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 import asyncpg
 import msgspec
+import structlog
 
 # asyncpg-stubs makes Connection and Pool generic over the record class; asyncpg does not.
 # A handler takes either a plain connection (CLI, replay) or one borrowed from the pool.
@@ -18,6 +20,9 @@ if TYPE_CHECKING:
 else:
     Connection = asyncpg.Connection
     Pool = asyncpg.Pool
+
+log = structlog.get_logger("service.db")
+T = TypeVar("T")
 
 # Errors that mean "Postgres is not answering right now": the caller answers 503 and
 # Voucherify retries, rather than treating them as a bad event.
@@ -32,12 +37,46 @@ UNAVAILABLE: tuple[type[BaseException], ...] = (
 
 # Errors that undo a transaction for what ran beside it, not for what it holds: two
 # sessions waited on each other's row locks (a deadlock) or a serializable read conflicted.
-# Written again, the same work goes through; `TRANSIENT_ATTEMPTS` tries in all.
+# Done again, the same work goes through (`again_if_undone`).
 TRANSIENT: tuple[type[Exception], ...] = (
     asyncpg.exceptions.DeadlockDetectedError,
     asyncpg.exceptions.SerializationError,
 )
 TRANSIENT_ATTEMPTS = 3
+
+
+async def again_if_undone(
+    conn: Connection,
+    work: Callable[[Callable[[int], None]], Awaitable[T]],
+    *,
+    progress: Callable[[int], None] | None = None,
+    warning: str,
+    **context: Any,
+) -> T:
+    """`work(progress)`: one transaction on `conn` (a live batch, a CSV import, a replay).
+    When Postgres undoes it for a concurrent transaction (TRANSIENT), log `warning` and do
+    it again from the start, with what the undone attempt counted through `progress`
+    wound back; up to TRANSIENT_ATTEMPTS in all. Inside a caller's transaction the whole
+    of it is undone: the error is theirs to handle."""
+    for attempt in range(1, TRANSIENT_ATTEMPTS + 1):
+        counted = 0
+
+        def counting(n: int) -> None:
+            nonlocal counted
+            counted += n
+            if progress is not None:
+                progress(n)
+
+        try:
+            return await work(counting)
+        except TRANSIENT as exc:
+            if attempt == TRANSIENT_ATTEMPTS or conn.is_in_transaction():
+                raise
+            log.warning(warning, **context, attempt=attempt, error=f"{type(exc).__name__}: {exc}")
+            if progress is not None and counted:
+                progress(-counted)
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
 
 _JSONB_VERSION = b"\x01"
 

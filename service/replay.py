@@ -20,7 +20,7 @@ import asyncpg
 import msgspec
 import structlog
 
-from service.db import UNAVAILABLE, Connection
+from service.db import TRANSIENT, UNAVAILABLE, Connection, again_if_undone
 from service.events import DECODER, decode_failure
 from service.handlers import TRY_APPLY_WRITES, Meta, Writes, handler_failure
 from service.handlers._entities import REDACT_AFTER_STORE
@@ -80,7 +80,25 @@ async def replay(
     progress: Callable[[int], None] | None = None,
     redact_deleted: bool = False,
 ) -> Report:
-    """Re-derive normalized rows from stored events; see the module docstring."""
+    """Re-derive normalized rows from stored events; see the module docstring. Live
+    batches write beside a `--quarantined` replay, and Postgres may undo the replay to
+    break a deadlock with one: it is then done again from the start (`again_if_undone`)."""
+    return await again_if_undone(
+        conn,
+        lambda counting: _replay_once(conn, quarantined_only=quarantined_only,
+                                      progress=counting, redact_deleted=redact_deleted),
+        progress=progress,
+        warning="replay undone by a concurrent transaction; replaying again",
+    )  # fmt: skip
+
+
+async def _replay_once(
+    conn: Connection,
+    *,
+    quarantined_only: bool,
+    progress: Callable[[int], None],
+    redact_deleted: bool,
+) -> Report:
     started = time.perf_counter()
     report = Report()
     async with conn.transaction():
@@ -95,8 +113,7 @@ async def replay(
             writing = asyncio.ensure_future(_write_page(conn, rows, prepared, report))
             upcoming = await _prepare_page(following, redact_deleted=redact_deleted)
             await writing
-            if progress is not None:
-                progress(len(rows))
+            progress(len(rows))
             rows, prepared = following, upcoming
         if redact_deleted:
             # Events replayed after a customer's deletion may have copied personal data again.
@@ -183,7 +200,7 @@ async def _apply_page(conn: Connection, page: Page) -> list[Result]:
             try:
                 async with conn.transaction():
                     await w.apply(conn)
-            except UNAVAILABLE:
+            except (*UNAVAILABLE, *TRANSIENT):  # not the event's fault: the replay's
                 raise
             except Exception as exc:  # noqa: BLE001 - the error becomes the reason
                 outcome = (family, "quarantined", handler_failure(family, exc))

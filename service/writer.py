@@ -15,7 +15,7 @@ Guarantees:
   inside a batch are answered `duplicate` before the insert: retries, both wire shapes and
   racing deliveries leave exactly one row, whatever month it is stored in.
 - An event whose handler fails is stored quarantined in the same batch. A batch undone
-  by a concurrent one (a deadlock: `TRANSIENT`) is written again whole. If the batch
+  by a concurrent one (a deadlock: `db.TRANSIENT`) is written again whole. If the batch
   fails in Postgres otherwise, its events are retried one by one, so one bad event cannot
   take others down; one that still fails is stored quarantined with the database's error.
 - The queue is bounded: when it is full the request is refused at once (503), and a
@@ -186,42 +186,33 @@ def prepare(incoming: Incoming, received_at: datetime, *, redact_deleted: bool =
     return prepared
 
 
-# Two batches take their locks in one order (LOCK_ORDER in handlers/_sql.py), but another
-# session (customer redaction's statements, replay, a CSV import, an operator's
-# transaction) can still close a cycle with one, and Postgres may undo the batch
-# (`db.TRANSIENT`). Written again, it goes through.
-TRANSIENT_ATTEMPTS = db.TRANSIENT_ATTEMPTS
-
-
 async def commit(
     conn: Connection, batch: Sequence[Prepared], *, redact_deleted: bool = False
 ) -> set[str]:
     """Insert the raw events and, for those new, their rows; returns the new event ids.
-    A batch undone by a TRANSIENT error is written again (up to TRANSIENT_ATTEMPTS in
-    all), rather than failing and being split into single events."""
+
+    Two batches take their locks in one order (LOCK_ORDER in handlers/_sql.py), but
+    another session (customer redaction's statements, replay, a CSV import, an operator's
+    transaction) can still close a cycle with one, and Postgres may undo the batch: it is
+    then written again whole (`db.again_if_undone`), rather than failing and being split
+    into single events."""
     ids = {p.incoming.event_id for p in batch}
     if len(ids) < len(batch):
         raise ValueError("one batch holds the same event id twice (the writer drops repeats)")
     writes = Writes.combine(p.writes for p in batch)
     in_transaction = redact_deleted or writes.plain_sql
     args = None if in_transaction else (_event_rows(batch), writes.steps(passed_over=True))
-    for attempt in range(1, TRANSIENT_ATTEMPTS + 1):
-        try:
-            if args is None:
-                return await _commit_in_transaction(conn, batch, redact_deleted=redact_deleted)
-            stored = await conn.fetchval(INGEST, *args)
-            return ids - set(stored)
-        except db.TRANSIENT as exc:
-            # Inside a caller's transaction the whole of it is undone: theirs to retry.
-            if attempt == TRANSIENT_ATTEMPTS or conn.is_in_transaction():
-                raise
-            log.warning(
-                "batch undone by a concurrent one; writing it again",
-                events=len(batch),
-                attempt=attempt,
-                error=f"{type(exc).__name__}: {exc}",
-            )
-    raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def write(_: Callable[[int], None]) -> set[str]:
+        if args is None:
+            return await _commit_in_transaction(conn, batch, redact_deleted=redact_deleted)
+        stored = await conn.fetchval(INGEST, *args)
+        return ids - set(stored)
+
+    return await db.again_if_undone(
+        conn, write, warning="batch undone by a concurrent one; writing it again",
+        events=len(batch),
+    )  # fmt: skip
 
 
 async def _commit_in_transaction(

@@ -8,6 +8,7 @@ again after `replay`.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import random
 from datetime import UTC, datetime, timedelta
@@ -33,6 +34,8 @@ from tests.conftest import (
     share_objects,
     signed,
 )
+from tests.test_main import run_cli
+from tests.test_writer import waiting_on_a_lock
 
 START = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -142,6 +145,76 @@ async def test_replay_retries_quarantined_events_and_marks_the_recovered_process
     error = await conn.fetchval("SELECT error FROM events WHERE id = 'evcus_still_bad'")
     assert "data.order.id is missing" in error
     assert await conn.fetchval("SELECT id FROM orders") == good["data"]["order"]["id"]
+
+
+async def test_a_replay_undone_by_a_deadlock_is_done_again(
+    client: httpx.AsyncClient, conn: db.Connection, database_url: str
+) -> None:
+    """A `--quarantined` replay runs beside live batches, which can close a lock cycle
+    with it (here an outside session holding the event's row and then asking for the
+    order the replay holds): when Postgres undoes the replay, it is done again from the
+    start, and ends as if nothing had happened; its progress is wound back."""
+    good = load_fixture("customer.order.paid")
+    await deliver(client, [compact_json(good)])
+    await conn.execute(
+        "UPDATE events SET status = 'quarantined', error = 'old bug' WHERE id = $1", good["id"]
+    )
+    order_id = good["data"]["order"]["id"]
+    other = await db.connect(database_url, server_settings={"deadlock_timeout": "60s"})
+    # The replay's session looks for a deadlock 3 s after it starts to wait: after the
+    # cycle closes (the other session's second lock), so it is the one undone.
+    session = await db.connect(database_url, server_settings={"deadlock_timeout": "3s"})
+    counted: list[int] = []
+    try:
+        other_tx = other.transaction()
+        await other_tx.start()
+        await other.execute("SELECT FROM events WHERE id = $1 FOR UPDATE", good["id"])
+        replaying = asyncio.create_task(
+            replay(session, quarantined_only=True, progress=counted.append)
+        )
+        # It holds the order (its upsert locks the row), and waits to mark the event.
+        await waiting_on_a_lock(other, session.get_server_pid())
+        async with asyncio.timeout(30):
+            # Granted only once the replay is undone: the deadlock happened.
+            await other.execute("SELECT FROM orders WHERE id = $1 FOR UPDATE", order_id)
+        assert not replaying.done()  # replaying again, waiting for this session's locks
+        await other_tx.rollback()
+        async with asyncio.timeout(30):
+            report = await replaying
+    finally:
+        await other.close()
+        await session.close()
+    assert (report.events, report.processed, report.newly_processed) == (1, 1, [good["id"]])
+    assert sum(counted) == 1
+    status = await conn.fetchval("SELECT status FROM events WHERE id = $1", good["id"])
+    assert status == "processed"
+
+
+async def test_the_cli_reports_a_replay_the_database_refused_and_changes_nothing(
+    client: httpx.AsyncClient, conn: db.Connection, database_url: str
+) -> None:
+    """A database error (here a row lock held past the DSN's lock_timeout) is one line,
+    exit code 1, and the replay's one transaction undone; not a traceback."""
+    good = load_fixture("customer.order.paid")
+    await deliver(client, [compact_json(good)])
+    await conn.execute(
+        "UPDATE events SET status = 'quarantined', error = 'old bug' WHERE id = $1", good["id"]
+    )
+    holder = await db.connect(database_url)
+    try:
+        async with holder.transaction():
+            await holder.execute("SELECT FROM events WHERE id = $1 FOR UPDATE", good["id"])
+            url = database_url + ("&" if "?" in database_url else "?") + "lock_timeout=200ms"
+            env = {"DATABASE_URL": url, "PATH": "/usr/bin:/bin"}
+            result = await asyncio.to_thread(run_cli, "replay", "--quarantined", env=env)
+    finally:
+        await holder.close()
+    assert result.returncode == 1
+    assert "error: replay undone, nothing changed: LockNotAvailableError" in result.stderr
+    assert "Traceback" not in result.stderr
+    row = await conn.fetchrow("SELECT status, error FROM events WHERE id = $1", good["id"])
+    assert row is not None
+    assert (row["status"], row["error"]) == ("quarantined", "old bug")
 
 
 async def test_replay_reroutes_unknown_types_a_newer_release_understands(

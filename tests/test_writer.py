@@ -15,7 +15,6 @@ import pytest
 from asyncpg.transaction import Transaction
 
 from service import db
-from service import writer as writer_module
 from service.app import create_app
 from service.handlers import Writes
 from service.handlers._sql import REGISTRY
@@ -517,7 +516,7 @@ async def test_concurrent_batches_take_row_locks_in_one_order(
     then batch 2 (A, then B) starts. Were rows locked as they came, batch 1 would get B
     when the holder lets go and wait for A, which batch 2 took while batch 1 waited."""
     # One attempt: a deadlock must fail the test, not be written again (`commit`).
-    monkeypatch.setattr(writer_module, "TRANSIENT_ATTEMPTS", 1)
+    monkeypatch.setattr(db, "TRANSIENT_ATTEMPTS", 1)
     stored = prepared(
         customer_event(1, "cust_a", "2026-01-01T00:00:01Z"),
         customer_event(2, "cust_b", "2026-01-01T00:00:02Z"),
@@ -593,7 +592,7 @@ async def test_a_full_object_and_a_copy_in_opposite_orders_do_not_deadlock(
     go) wait for B: a deadlock. With one statement per table, locked in key order,
     batch 2 waits for batch 1 instead."""
     # One attempt: a deadlock must fail the test, not be written again (`commit`).
-    monkeypatch.setattr(writer_module, "TRANSIENT_ATTEMPTS", 1)
+    monkeypatch.setattr(db, "TRANSIENT_ATTEMPTS", 1)
     await commit(
         conn,
         prepared(

@@ -20,15 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-import structlog
 
-from service.db import TRANSIENT, TRANSIENT_ATTEMPTS, Connection
+from service.db import Connection, again_if_undone
 from service.events.times import parse_date, parse_time
 from service.exports.catalog import OBJECTS, Column, ExportObject, Kind
 from service.exports.query import field_name
 from service.handlers._sql import NEWER, update_when
-
-log = structlog.get_logger("service.import")
 
 BATCH = 1000
 BEGINNING = datetime(1970, 1, 1, tzinfo=UTC)
@@ -177,29 +174,16 @@ async def load(
 
     The file loads in one transaction. Webhook batches write beside it and lock rows in
     key order; the import locks them in the file's order, so the two can wait on each
-    other in a cycle, and Postgres then undoes one of them (`TRANSIENT`). When that is
+    other in a cycle, and Postgres then undoes one of them (`db.TRANSIENT`). When that is
     the import, it is loaded again from the start (`progress` is wound back by what the
     undone attempt had counted), up to TRANSIENT_ATTEMPTS in all."""
-    for attempt in range(1, TRANSIENT_ATTEMPTS + 1):
-        counted = 0
-
-        def counting(n: int) -> None:
-            nonlocal counted
-            counted += n
-            if progress is not None:
-                progress(n)
-
-        try:
-            return await _load_once(conn, exported_object, path, counting)
-        except TRANSIENT as exc:
-            if attempt == TRANSIENT_ATTEMPTS or conn.is_in_transaction():
-                raise
-            log.warning("import undone by a concurrent transaction; loading it again",
-                        file=path.name, attempt=attempt,
-                        error=f"{type(exc).__name__}: {exc}")  # fmt: skip
-            if progress is not None:
-                progress(-counted)
-    raise AssertionError("unreachable: the last attempt returns or raises")
+    return await again_if_undone(
+        conn,
+        lambda counting: _load_once(conn, exported_object, path, counting),
+        progress=progress,
+        warning="import undone by a concurrent transaction; loading it again",
+        file=path.name,
+    )
 
 
 async def _load_once(
