@@ -71,7 +71,6 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
     """Rebuild normalized tables from `events`, with a progress bar on a terminal."""
     import asyncio  # noqa: PLC0415
 
-    import asyncpg  # noqa: PLC0415
     from tqdm import tqdm  # noqa: PLC0415
 
     from service import db, replay  # noqa: PLC0415
@@ -99,7 +98,7 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
 
     try:
         report = asyncio.run(run())
-    except asyncpg.PostgresError as exc:  # one transaction: nothing was changed
+    except db.REFUSED_OR_UNAVAILABLE as exc:  # one transaction: all or none
         print(f"error: replay undone, nothing changed: {type(exc).__name__}: {exc}",
               file=sys.stderr)  # fmt: skip
         return 1
@@ -203,7 +202,6 @@ def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
     """Load a Voucherify export CSV into the tables, never over newer webhook data."""
     import asyncio  # noqa: PLC0415
 
-    import asyncpg  # noqa: PLC0415
     from tqdm import tqdm  # noqa: PLC0415
 
     from service import db  # noqa: PLC0415
@@ -227,7 +225,7 @@ def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
     except ImportError_ as exc:
         print(f"error: {path.name}: {exc}", file=sys.stderr)
         return 1
-    except asyncpg.PostgresError as exc:  # e.g. undone by deadlocks attempt after attempt
+    except db.REFUSED_OR_UNAVAILABLE as exc:  # one transaction: all or none
         print(f"error: {path.name}: nothing loaded: {type(exc).__name__}: {exc}",
               file=sys.stderr)  # fmt: skip
         return 1

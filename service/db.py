@@ -78,6 +78,10 @@ async def again_if_undone(
     raise AssertionError("unreachable: the last attempt returns or raises")
 
 
+# What ends a CLI command's transaction without a result: Postgres refused it (a lock
+# timeout, deadlocks attempt after attempt, a constraint) or could not be reached.
+REFUSED_OR_UNAVAILABLE: tuple[type[BaseException], ...] = (asyncpg.PostgresError, *UNAVAILABLE)
+
 _JSONB_VERSION = b"\x01"
 
 

@@ -7,6 +7,7 @@ import gc
 import json
 import re
 import weakref
+from collections.abc import MutableMapping
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from ipaddress import ip_network
@@ -14,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from starlette.middleware.gzip import GZipMiddleware
 from structlog.testing import capture_logs
 
 from service import db
@@ -425,6 +427,42 @@ async def test_probes_answer(client: httpx.AsyncClient) -> None:
     assert health.status_code == 200
     assert ready.status_code == 200
     assert ready.json()["status"] == "ready"
+
+
+async def test_a_client_gone_before_its_body_is_logged_and_counted_not_raised(
+    database_url: str, conn: db.Connection
+) -> None:
+    """The connection closes mid-body: no traceback, one log line (refused,
+    client_disconnected), nothing stored. Driven through the ASGI interface, as uvicorn
+    does: the first receive says the client is gone."""
+    app = create_app(settings(), database_url)
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.disconnect"}
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(dict(message))
+
+    scope = {"type": "http", "method": "POST", "path": WEBHOOK, "raw_path": WEBHOOK.encode(),
+             "root_path": "", "query_string": b"", "scheme": "http", "http_version": "1.1",
+             "headers": [(b"content-type", b"application/json"), (b"content-length", b"100")],
+             "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8000)}  # fmt: skip
+    async with AsyncExitStack() as stack:
+        await start_app(stack, app)
+        with capture_logs() as logs:
+            await app(scope, receive, send)
+    lines = [e for e in logs if e["event"] == "webhook"]
+    assert len(lines) == 1
+    assert (lines[0]["outcome"], lines[0]["reason"]) == ("refused", "client_disconnected")
+    assert await conn.fetchval("SELECT count(*) FROM events") == 0
+
+
+def test_no_middleware_can_be_added_that_deliveries_would_skip(database_url: str) -> None:
+    app = create_app(settings(), database_url)
+    with pytest.raises(RuntimeError, match="deliveries would skip it"):
+        app.add_middleware(GZipMiddleware)
 
 
 async def test_only_a_webhook_post_skips_the_router_other_requests_get_its_answers(

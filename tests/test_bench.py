@@ -79,7 +79,8 @@ def test_the_report_says_what_half_the_ceiling_leaves_per_event() -> None:
 
 async def _answering(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     """A receiver for the generator's tests: the body is an event id; one with "slow"
-    is answered after 300 ms, "fail" gets 503, "drop" has its connection closed."""
+    is answered after 300 ms, "fail" gets 503, "drop" has its connection closed before
+    an answer, "close" after one, "garbage" gets a 202 that is not JSON."""
     try:
         while True:
             head = await reader.readuntil(b"\r\n\r\n")
@@ -91,9 +92,13 @@ async def _answering(reader: asyncio.StreamReader, writer: asyncio.StreamWriter)
             if b"slow" in body:
                 await asyncio.sleep(0.3)
             status = 503 if b"fail" in body else 202
-            answer = b'{"event_id":"' + body + b'"}'
-            writer.write(b"HTTP/1.1 %d X\r\ncontent-length: %d\r\n\r\n" % (status, len(answer))
-                         + answer)  # fmt: skip
+            answer = b"not json" if b"garbage" in body else b'{"event_id":"' + body + b'"}'
+            close = b"connection: close\r\n" if b"close" in body else b""
+            writer.write(b"HTTP/1.1 %d X\r\n%scontent-length: %d\r\n\r\n"
+                         % (status, close, len(answer)) + answer)  # fmt: skip
+            if close:
+                writer.close()
+                return
     except (asyncio.IncompleteReadError, ConnectionError):
         writer.close()
 
@@ -122,13 +127,72 @@ async def test_the_open_loop_generator_times_requests_from_when_they_were_due() 
 async def test_the_open_loop_generator_counts_refusals_and_dropped_connections() -> None:
     server = await asyncio.start_server(_answering, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    ids = [f"ev_{n}" + ("_fail" if n % 20 == 3 else "_drop" if n % 30 == 7 else "")
-           for n in range(100)]  # fmt: skip
+    kinds = {3: "_fail", 7: "_drop", 11: "_garbage", 13: "_close"}
+    ids = [f"ev_{n}" + kinds.get(n % 20, "") for n in range(100)]
     async with server, asyncio.timeout(20):
         result = await openloop.run(port, _requests(ids), rate=200, seconds=0.5,
                                     max_connections=8)  # fmt: skip
-    refused = [i for i in ids if i.endswith(("_fail", "_drop"))]
+    refused = [i for i in ids if i.endswith(("_fail", "_drop", "_garbage"))]
     assert result.sent == 100
-    assert result.errors == len(refused) == 9
+    assert result.errors == len(refused) == 15
+    # An answer with "connection: close" counts: the next request gets a new connection.
     assert sorted(result.acked) == sorted(set(ids) - set(refused))
-    assert result.p99_ms < 250  # nothing slow: dropped connections were replaced
+    assert result.p99_ms < 250  # nothing slow: closed connections were replaced
+
+
+async def test_the_open_loop_generator_keeps_to_its_connection_cap() -> None:
+    """A burst due at once, answers slow: beyond the 64 connections opened before the
+    start, no more than `max_connections` in all."""
+    open_now = most = 0
+
+    async def counting(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal open_now, most
+        open_now += 1
+        most = max(most, open_now)
+        try:
+            await _answering(reader, writer)
+        finally:
+            open_now -= 1
+
+    server = await asyncio.start_server(counting, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    ids = [f"ev_{n}_slow" for n in range(128)]
+    cap = openloop.WARM_CONNECTIONS + 4
+    async with server, asyncio.timeout(20):
+        # 128 requests due within 1 ms: submitted together, before any connect starts.
+        result = await openloop.run(port, _requests(ids), rate=2**17, seconds=128 / 2**17,
+                                    max_connections=cap)  # fmt: skip
+    assert (result.sent, result.errors, len(result.acked)) == (128, 0, 128)
+    assert most == cap
+    assert result.p99_ms >= 550  # two rounds of 300 ms: 128 requests on 68 connections
+
+
+async def test_the_open_loop_generator_ends_when_the_server_goes_away() -> None:
+    """The server closes every connection and stops listening mid-run: the run still
+    ends, every request counted once, answered or failed."""
+    answered = 0
+    writers: list[asyncio.StreamWriter] = []
+
+    async def dying(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal answered
+        writers.append(writer)
+        while answered < 20:
+            head = await reader.readuntil(b"\r\n\r\n")
+            body = await reader.readexactly(int(head.lower().split(b"content-length:")[1]
+                                                .split(b"\r\n")[0]))  # fmt: skip
+            answer = b'{"event_id":"' + body + b'"}'
+            writer.write(b"HTTP/1.1 202 X\r\ncontent-length: %d\r\n\r\n" % len(answer) + answer)
+            answered += 1
+        server.close()
+        for w in writers:
+            w.close()
+
+    server = await asyncio.start_server(dying, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    ids = [f"ev_{n}" for n in range(100)]
+    async with asyncio.timeout(20):
+        result = await openloop.run(port, _requests(ids), rate=200, seconds=0.5,
+                                    max_connections=4)  # fmt: skip
+    assert result.sent == 100
+    assert len(result.acked) == 20
+    assert result.errors == 80

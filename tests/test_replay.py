@@ -148,18 +148,21 @@ async def test_replay_retries_quarantined_events_and_marks_the_recovered_process
 
 
 async def test_a_replay_undone_by_a_deadlock_is_done_again(
-    client: httpx.AsyncClient, conn: db.Connection, database_url: str
+    client: httpx.AsyncClient,
+    conn: db.Connection,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A `--quarantined` replay runs beside live batches, which can close a lock cycle
-    with it (here an outside session holding the event's row and then asking for the
+    with it (here an outside session holding the second event's row, then asking for the
     order the replay holds): when Postgres undoes the replay, it is done again from the
     start, and ends as if nothing had happened; its progress is wound back."""
-    good = load_fixture("customer.order.paid")
-    await deliver(client, [compact_json(good)])
-    await conn.execute(
-        "UPDATE events SET status = 'quarantined', error = 'old bug' WHERE id = $1", good["id"]
-    )
-    order_id = good["data"]["order"]["id"]
+    first = load_fixture("customer.order.paid")
+    second = copy.deepcopy(first) | {"id": "evcus_second"}
+    second["data"]["order"]["id"] = "ord_second"
+    await deliver(client, [compact_json(first), compact_json(second)])
+    await conn.execute("UPDATE events SET status = 'quarantined', error = 'old bug'")
+    monkeypatch.setattr(replay_module, "PAGE", 1)  # the first is counted before the wait
     other = await db.connect(database_url, server_settings={"deadlock_timeout": "60s"})
     # The replay's session looks for a deadlock 3 s after it starts to wait: after the
     # cycle closes (the other session's second lock), so it is the one undone.
@@ -168,15 +171,15 @@ async def test_a_replay_undone_by_a_deadlock_is_done_again(
     try:
         other_tx = other.transaction()
         await other_tx.start()
-        await other.execute("SELECT FROM events WHERE id = $1 FOR UPDATE", good["id"])
+        await other.execute("SELECT FROM events WHERE id = 'evcus_second' FOR UPDATE")
         replaying = asyncio.create_task(
             replay(session, quarantined_only=True, progress=counted.append)
         )
-        # It holds the order (its upsert locks the row), and waits to mark the event.
+        # It holds the second order (its upsert locks the row), and waits to mark the event.
         await waiting_on_a_lock(other, session.get_server_pid())
         async with asyncio.timeout(30):
             # Granted only once the replay is undone: the deadlock happened.
-            await other.execute("SELECT FROM orders WHERE id = $1 FOR UPDATE", order_id)
+            await other.execute("SELECT FROM orders WHERE id = 'ord_second' FOR UPDATE")
         assert not replaying.done()  # replaying again, waiting for this session's locks
         await other_tx.rollback()
         async with asyncio.timeout(30):
@@ -184,10 +187,11 @@ async def test_a_replay_undone_by_a_deadlock_is_done_again(
     finally:
         await other.close()
         await session.close()
-    assert (report.events, report.processed, report.newly_processed) == (1, 1, [good["id"]])
-    assert sum(counted) == 1
-    status = await conn.fetchval("SELECT status FROM events WHERE id = $1", good["id"])
-    assert status == "processed"
+    assert (report.events, report.processed) == (2, 2)
+    assert sorted(report.newly_processed) == sorted([first["id"], "evcus_second"])
+    assert counted == [1, -1, 1, 1]
+    statuses = {r["status"] for r in await conn.fetch("SELECT status FROM events")}
+    assert statuses == {"processed"}
 
 
 async def test_the_cli_reports_a_replay_the_database_refused_and_changes_nothing(
