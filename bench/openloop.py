@@ -134,27 +134,10 @@ class _Pool:
         self.acked: list[str] = []
         self.errors = 0
 
-    async def open(self) -> _Connection | None:
-        """A new connection, idle; None if it cannot be made. Takes a slot of its own."""
+    async def open(self) -> None:
+        """Take a slot and connect (before the start: the connection goes idle)."""
         self.opened += 1
-        return await self._connect()
-
-    async def _connect(self) -> _Connection | None:
-        """Connect in a slot already taken; the slot is given back if that fails."""
-        try:
-            _, conn = await self.loop.create_connection(lambda: _Connection(self), "127.0.0.1",
-                                                        self.port)  # fmt: skip
-        except OSError:
-            self.opened -= 1
-            return None
-        if conn.closed:  # lost before it was handed over: `lost` gave its slot back
-            return None
-        if self.finished.done():
-            conn.transport.close()
-            return None
-        conn.idle_since = time.perf_counter()
-        self.idle.append(conn)
-        return conn
+        await self._connect()
 
     def submit(self, request: bytes, due: float) -> None:
         while self.idle:
@@ -169,20 +152,30 @@ class _Pool:
     def _open_for_waiting(self) -> None:
         if len(self.waiting) > 0 and self.opened < self.max_connections:
             self.opened += 1  # taken now: a burst of submits cannot pass the cap
-            self.loop.create_task(self._connect_for_waiting())
+            self.loop.create_task(self._connect())
 
-    async def _connect_for_waiting(self) -> None:
-        conn = await self._connect()
-        if conn is not None:
-            self.idle.remove(conn)
-            self.free(conn)
-        elif self.opened == 0:
-            # Nothing left to send on, nothing connecting: the server is gone, and every
-            # waiting request fails (else the run would wait for them for ever). With
-            # connections still open, the waiting go out as those come free.
-            while self.waiting:
-                self.waiting.popleft()
-                self._count(None, 0, b"")
+    async def _connect(self) -> None:
+        """Connect in a slot already taken: the new connection takes a waiting request or
+        goes idle; if it cannot be made, the slot is given back."""
+        try:
+            _, conn = await self.loop.create_connection(lambda: _Connection(self), "127.0.0.1",
+                                                        self.port)  # fmt: skip
+        except OSError:
+            self.opened -= 1
+            if self.opened == 0:
+                # Nothing left to send on, nothing connecting: the server is gone, and
+                # every waiting request fails (else the run would wait for them for ever).
+                # With connections still open, the waiting go out as those come free.
+                while self.waiting:
+                    self.waiting.popleft()
+                    self._count(None, 0, b"")
+            return
+        if conn.closed:  # lost before it was handed over: `lost` gave its slot back
+            return
+        if self.finished.done():
+            conn.transport.close()
+            return
+        self.free(conn)
 
     def free(self, conn: _Connection) -> None:
         if self.waiting:
