@@ -39,10 +39,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     retry_after_seconds: int = 5
     db_pool_size: int = 10
     # Group commit: events per transaction at most, queued events at most (then 503),
-    # and transactions in flight at once.
+    # and transactions in flight at once. One: while it commits the next batch gathers,
+    # so batches follow the load. A second writer mostly took a batch of 1-5 events the
+    # moment the first took the queue, and small batches cost Postgres the most per event:
+    # 4,279-5,547 against 5,076-5,914 events/s in seven alternating pairs with Postgres on
+    # the same two cores (docs/performance.md). More help where Postgres has its own cores.
     writer_max_batch: int = 500
     writer_queue_limit: int = 5000
-    writer_concurrency: int = 2
+    writer_concurrency: int = 1
     data_dir: Path = Path(".data")
     # Only these source networks may deliver webhooks (empty: any). The client address is
     # the peer's, or X-Forwarded-For's when the peer is in uvicorn's FORWARDED_ALLOW_IPS.
@@ -80,7 +84,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 db_pool_size=int(env.get("DB_POOL_SIZE", "10")),
                 writer_max_batch=int(env.get("WRITER_MAX_BATCH", "500")),
                 writer_queue_limit=int(env.get("WRITER_QUEUE_LIMIT", "5000")),
-                writer_concurrency=int(env.get("WRITER_CONCURRENCY", "2")),
+                writer_concurrency=int(env.get("WRITER_CONCURRENCY", "1")),
                 data_dir=Path(env.get("DATA_DIR", ".data")),
                 export_token_ttl_seconds=int(env.get("EXPORT_TOKEN_TTL_SECONDS", str(24 * 3600))),
                 allowed_networks=tuple(

@@ -257,7 +257,7 @@ class Writer:
     pool: Pool
     max_batch: int = 500
     queue_limit: int = 5000
-    concurrency: int = 2
+    concurrency: int = 1
     on_batch: Callable[[int, float], None] | None = None  # (events, seconds), for metrics
     redact_deleted: bool = False
     # How long `write` waits for its commit before it raises TimeoutError (None: no limit).
