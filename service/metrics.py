@@ -56,7 +56,7 @@ class Metrics:
         )
         self.batch_seconds = Histogram(
             "voucherify_writer_batch_seconds",
-            "Time to prepare and commit one batch.",
+            "Time to combine and commit one batch (handlers run as each delivery arrives).",
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )

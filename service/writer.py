@@ -1,7 +1,8 @@
 """Group commit: concurrent deliveries are written together, one transaction per batch.
 
-Each request hands its decoded event to the `Writer` and waits. A writer task takes
-everything queued (up to `max_batch`), runs the handlers in Python, then makes one call,
+Each request runs its event's handler (`prepare`, in the request's own task), hands the
+result to the `Writer` and waits. A writer task takes everything queued (up to
+`max_batch`), combines the rows, then makes one call,
 `pg_temp.ingest(events, writes)`, on a connection it keeps: one statement, so one
 transaction and one round trip, that inserts all raw events and applies the new events'
 rows (`Writes.steps`); only then are the requests answered. While one batch commits the
@@ -264,7 +265,7 @@ class Writer:
     deadline_seconds: float | None = None
 
     def __post_init__(self) -> None:
-        self._queue: asyncio.Queue[tuple[Incoming, asyncio.Future[Written]]] = asyncio.Queue(
+        self._queue: asyncio.Queue[tuple[Prepared, asyncio.Future[Written]]] = asyncio.Queue(
             self.queue_limit
         )
         self._tasks: list[asyncio.Task[None]] = []
@@ -296,11 +297,14 @@ class Writer:
     async def write(self, incoming: Incoming) -> Written:
         """Queue one delivery and wait for its commit; raises `Saturated` when full, and
         TimeoutError once `deadline_seconds` have passed."""
+        if self._queue.full():
+            raise Saturated
+        # The handler runs here, in the request's task, while a batch commits: the writer
+        # then only combines rows between commits, while Postgres waits for its next
+        # batch (five alternating pairs: +3% events/s, p99 lower in four).
+        prepared = prepare(incoming, datetime.now(UTC), redact_deleted=self.redact_deleted)
         future: asyncio.Future[Written] = asyncio.get_running_loop().create_future()
-        try:
-            self._queue.put_nowait((incoming, future))
-        except asyncio.QueueFull:
-            raise Saturated from None
+        self._queue.put_nowait((prepared, future))
         if self._deadlines is not None:
             self._deadlines.watch(future)
         # A caller giving up (cancelled, or past its deadline) ends only this future: the
@@ -326,18 +330,16 @@ class Writer:
             await lease.release()
 
     async def _write_batch(
-        self, items: list[tuple[Incoming, asyncio.Future[Written]]], lease: _Lease
+        self, items: list[tuple[Prepared, asyncio.Future[Written]]], lease: _Lease
     ) -> None:
         started = time.perf_counter()
-        received_at = datetime.now(UTC)
         first: dict[str, Prepared] = {}
         outcomes: list[tuple[asyncio.Future[Written], Prepared | None]] = []
-        for incoming, future in items:
-            if incoming.event_id in first:
+        for prepared, future in items:
+            if prepared.incoming.event_id in first:
                 outcomes.append((future, None))  # a duplicate inside the batch
                 continue
-            prepared = prepare(incoming, received_at, redact_deleted=self.redact_deleted)
-            first[incoming.event_id] = prepared
+            first[prepared.incoming.event_id] = prepared
             outcomes.append((future, prepared))
         batch = list(first.values())
         try:
