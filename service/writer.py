@@ -114,11 +114,12 @@ DECLARE
     _stored text[];
 BEGIN
     {textwrap.indent(_NEW_EVENTS.replace("{events}", "_events").strip(), " " * 4).strip()}
-    SELECT coalesce(array_agg(id), '{{}}') INTO _new FROM new;
-    _stored := ARRAY(
-        SELECT value ->> 'id' FROM jsonb_array_elements(_events)
-        WHERE value ->> 'id' <> ALL (_new)
-    );
+    -- The stored ids come from `batch`: unpacking `_events` again would copy every
+    -- payload once more: 102-111 against 109-124 us of Postgres CPU per event, batches
+    -- of 32, lower in eight of nine alternating pairs.
+    SELECT (SELECT coalesce(array_agg(id), '{{}}') FROM new),
+           ARRAY(SELECT b.id FROM batch b LEFT JOIN new n USING (id) WHERE n.id IS NULL)
+    INTO _new, _stored;
     -- An id twice in the batch would be counted new once (and inserted into `events`
     -- twice): refused, and the whole call undone.
     IF cardinality(_new) + cardinality(_stored) < jsonb_array_length(_events) THEN
