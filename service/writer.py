@@ -116,7 +116,7 @@ BEGIN
     {textwrap.indent(_NEW_EVENTS.replace("{events}", "_events").strip(), " " * 4).strip()}
     -- The stored ids come from `batch`: unpacking `_events` again would copy every
     -- payload once more: 102-111 against 109-124 us of Postgres CPU per event, batches
-    -- of 32, lower in eight of nine alternating pairs.
+    -- of 32, lower in all eight alternating pairs.
     SELECT (SELECT coalesce(array_agg(id), '{{}}') FROM new),
            ARRAY(SELECT b.id FROM batch b LEFT JOIN new n USING (id) WHERE n.id IS NULL)
     INTO _new, _stored;
