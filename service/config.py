@@ -43,7 +43,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # so batches follow the load. A second writer mostly took a batch of 1-5 events the
     # moment the first took the queue, and small batches cost Postgres the most per event:
     # 4,279-5,547 against 5,076-5,914 events/s in seven alternating pairs with Postgres on
-    # the same two cores (docs/performance.md). More help where Postgres has its own cores.
+    # the same two cores (docs/performance.md). More may pay where Postgres has cores of
+    # its own (not measured here).
     writer_max_batch: int = 500
     writer_queue_limit: int = 5000
     writer_concurrency: int = 1
