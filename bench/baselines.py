@@ -28,6 +28,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from service import signing
+from service.config import Settings
 
 ACCEPTED = b'{"outcome":"accepted"}'
 
@@ -92,7 +93,9 @@ GROUPED_INSERT = """
 INSERT INTO grouped_events (id, type, payload)
 SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[]) ON CONFLICT (id) DO NOTHING
 """
-GROUPED_WRITERS = 2  # as the service: one batch commits while the next one gathers
+# As many batches in flight as the service's default (one: a batch commits while the next
+# one gathers). Until the closing session of 2026-11-30 both used two.
+GROUPED_WRITERS = Settings().writer_concurrency
 GROUPED_MAX_BATCH = 500
 
 

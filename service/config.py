@@ -40,8 +40,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     db_pool_size: int = 10
     # Group commit: events per transaction at most, queued events at most (then 503),
     # and transactions in flight at once. One: while it commits the next batch gathers,
-    # so batches follow the load. A second writer mostly took a batch of 1-5 events the
-    # moment the first took the queue, and small batches cost Postgres the most per event:
+    # so batches follow the load. A second writer often took a batch of 1-5 events the
+    # moment the first took the queue (a third of all batches), and small batches cost
+    # Postgres the most per event:
     # 4,279-5,547 against 5,076-5,914 events/s in seven alternating pairs with Postgres on
     # the same two cores (docs/performance.md). More may pay where Postgres has cores of
     # its own (not measured here).
