@@ -39,13 +39,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     retry_after_seconds: int = 5
     db_pool_size: int = 10
     # Group commit: events per transaction at most, queued events at most (then 503),
-    # and transactions in flight at once. One: while it commits the next batch gathers,
-    # so batches follow the load. A second writer often took a batch of 1-5 events the
-    # moment the first took the queue (a third of all batches), and small batches cost
-    # Postgres the most per event:
-    # 4,279-5,547 against 5,076-5,914 events/s in seven alternating pairs with Postgres on
-    # the same two cores (docs/performance.md). More may pay where Postgres has cores of
-    # its own (not measured here).
+    # and transactions in flight at once. One: while it commits the next batch gathers.
+    # A second one took many batches of a few events, which cost Postgres the most per
+    # event (measured in docs/performance.md, with Postgres on the same two cores).
     writer_max_batch: int = 500
     writer_queue_limit: int = 5000
     writer_concurrency: int = 1

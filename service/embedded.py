@@ -13,13 +13,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-# glibc's malloc gives freed heap back to the kernel once 128 KB lie free at its top, so
-# a Postgres backend faulted a batch's memory in again, zeroed, after every batch: 5.1-5.3
-# minor faults per event at batches of 32. Keeping up to 8 MB free per backend (and
-# taking only allocations over 1 MB straight from mmap) leaves 0.7, and Postgres' CPU
-# per event ~18% lower on average (docs/scaling.md, which says how to set it on yours).
-# Postgres reads it from its environment at start: the embedded server gets it here,
-# unless GLIBC_TUNABLES is set already (yours is kept).
+# glibc's malloc gives freed heap back to the kernel once 128 KB lie free at its top, so a
+# Postgres backend faulted each batch's memory in again after every batch. Keeping up to
+# 8 MB free per backend saves Postgres CPU per event (measured in docs/scaling.md, which
+# says how to set it on yours; deploy/docker-compose.yml sets the same value). Postgres
+# reads it from its environment at start: the embedded server gets it here, unless
+# GLIBC_TUNABLES is set already (yours is kept).
 POSTGRES_MALLOC_TUNABLES = "glibc.malloc.trim_threshold=8388608:glibc.malloc.mmap_threshold=1048576"
 
 

@@ -42,8 +42,7 @@ import asyncpg
 import msgspec
 import structlog
 
-from service import db
-from service.db import UNAVAILABLE, Connection, Pool
+from service.db import UNAVAILABLE, Connection, Pool, again_if_undone
 from service.handlers import Meta, Writes, handler_failure
 from service.handlers._entities import REDACT_AFTER_STORE
 from service.intake import Incoming
@@ -196,7 +195,7 @@ async def commit(
     Two batches take their locks in one order (LOCK_ORDER in handlers/_sql.py), but
     another session (customer redaction's statements, replay, a CSV import, an operator's
     transaction) can still close a cycle with one, and Postgres may undo the batch: it is
-    then written again whole (`db.again_if_undone`), rather than failing and being split
+    then written again whole (`again_if_undone`), rather than failing and being split
     into single events."""
     ids = {p.incoming.event_id for p in batch}
     if len(ids) < len(batch):
@@ -211,7 +210,7 @@ async def commit(
         stored = await conn.fetchval(INGEST, *args)
         return ids - set(stored)
 
-    return await db.again_if_undone(
+    return await again_if_undone(
         conn, write, warning="batch undone by a concurrent one; writing it again",
         events=len(batch),
     )  # fmt: skip

@@ -52,3 +52,8 @@ def test_the_environment_is_restored_when_starting_fails(monkeypatch: pytest.Mon
     assert seen["PGDATA"] == "kept as it was"  # set already: not replaced
     assert "GLIBC_TUNABLES" not in os.environ
     assert os.environ["PGDATA"] == "kept as it was"
+
+
+def test_the_compose_postgres_runs_with_the_same_malloc_tunables() -> None:
+    compose = Path(__file__).resolve().parents[1] / "deploy" / "docker-compose.yml"
+    assert f"GLIBC_TUNABLES: {embedded.POSTGRES_MALLOC_TUNABLES}\n" in compose.read_text()
