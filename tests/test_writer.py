@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 from asyncpg.transaction import Transaction
 
@@ -19,7 +20,15 @@ from service.app import create_app
 from service.handlers import Writes
 from service.handlers._sql import REGISTRY
 from service.intake import parse
-from service.writer import INGEST, Outcome, Prepared, Writer, _event_rows, commit, prepare
+from service.writer import (
+    INGEST,
+    Outcome,
+    Prepared,
+    Writer,
+    _event_rows,
+    commit,
+    prepare,
+)
 from tests.conftest import (
     WEBHOOK,
     compact_json,
@@ -671,3 +680,26 @@ async def test_a_batch_undone_by_a_deadlock_is_written_again(
         "cust_a": "Customer as of event 3",
         "cust_b": "Customer as of event 4",
     }
+
+
+async def test_a_large_payload_is_stored_compressed_with_lz4_where_the_server_has_it(
+    client: httpx.AsyncClient, conn: db.Connection
+) -> None:
+    """A body past Postgres' ~2 KB compression threshold is compressed with lz4 (migration
+    0007), and reads back as it came."""
+    activity = load_fixture("customer.order.paid") | {"id": "evcus_large"}
+    activity["data"]["customer"]["metadata"] = {f"key_{n}": "value " * 20 for n in range(40)}
+    body = compact_json(activity)
+    assert len(body) > 4000
+    answer = await client.post(WEBHOOK, content=body, headers=signed(body))
+    assert answer.status_code == 202
+    lz4 = await conn.fetchval(
+        "SELECT 'lz4' = ANY (enumvals) FROM pg_settings WHERE name = 'default_toast_compression'"
+    )
+    row = await conn.fetchrow(
+        "SELECT pg_column_compression(payload) AS method, payload FROM events"
+        " WHERE id = 'evcus_large'"
+    )
+    assert row is not None
+    assert row["method"] == ("lz4" if lz4 else "pglz")
+    assert row["payload"] == activity
