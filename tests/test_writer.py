@@ -16,6 +16,7 @@ import pytest
 from asyncpg.transaction import Transaction
 
 from service import db
+from service import writer as writer_module
 from service.app import create_app
 from service.handlers import Writes
 from service.handlers._sql import REGISTRY
@@ -24,6 +25,7 @@ from service.writer import (
     INGEST,
     Outcome,
     Prepared,
+    Saturated,
     Writer,
     _event_rows,
     commit,
@@ -162,6 +164,63 @@ async def test_each_write_gets_its_own_deadline_and_its_event_still_lands(
         await lock.rollback()
     assert await conn.fetchval("SELECT count(*) FROM events") == 2
     assert await conn.fetchval("SELECT count(*) FROM orders") == 2
+
+
+async def test_a_full_queue_refuses_at_once_without_running_the_handler(
+    database_url: str, conn: db.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the writer blocked and its queue full, a delivery is refused (`Saturated`, a
+    503) before its handler runs: an overloaded service spends nothing on what it refuses.
+    The two it took are stored once Postgres answers; the refused one is not."""
+    handled: list[str] = []
+
+    def counting(incoming: Any, *args: Any, **kwargs: Any) -> Prepared:
+        handled.append(incoming.event_id)
+        return prepare(incoming, *args, **kwargs)
+
+    monkeypatch.setattr(writer_module, "prepare", counting)
+    async with writer_behind_a_lock(database_url, queue_limit=1) as (writer, blocker, lock):
+        taken = asyncio.create_task(writer.write(parse(order_event(1))))
+        await waiting_on_a_lock(blocker)  # the writer holds event 1, blocked
+        queued = asyncio.create_task(writer.write(parse(order_event(2))))
+        await asyncio.sleep(0)  # its task runs up to waiting for its commit
+        assert writer.depth == 1
+        with pytest.raises(Saturated):
+            await writer.write(parse(order_event(3)))
+        assert handled == ["evcus_batch_1", "evcus_batch_2"]
+        await lock.rollback()
+        async with asyncio.timeout(30):
+            assert [(await t).outcome for t in (taken, queued)] == [Outcome.PROCESSED] * 2
+    ids = await conn.fetch("SELECT id FROM events ORDER BY id")
+    assert [r["id"] for r in ids] == ["evcus_batch_1", "evcus_batch_2"]
+
+
+async def test_a_delivery_whose_preparation_fails_gets_503_and_the_writer_goes_on(
+    database_url: str, conn: db.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failure outside the handler's own guard (here: `prepare` raising, as a
+    MemoryError would) answers that delivery 503, so Voucherify retries it; nothing of it
+    is queued, and the writer goes on storing the next deliveries."""
+
+    def failing_once(incoming: Any, *args: Any, **kwargs: Any) -> Prepared:
+        if incoming.event_id == "evcus_batch_1":
+            raise RuntimeError("out of something")
+        return prepare(incoming, *args, **kwargs)
+
+    monkeypatch.setattr(writer_module, "prepare", failing_once)
+    app = create_app(settings(), database_url)
+    async with AsyncExitStack() as stack:
+        client = await start_app(stack, app)
+        first, second = order_event(1), order_event(2)
+        refused = await client.post(WEBHOOK, content=first, headers=signed(first))
+        assert app.state.service.writer.depth == 0
+        stored = await client.post(WEBHOOK, content=second, headers=signed(second))
+        monkeypatch.setattr(writer_module, "prepare", prepare)
+        retried = await client.post(WEBHOOK, content=first, headers=signed(first))
+    assert (refused.status_code, refused.headers["retry-after"]) == (503, "5")
+    assert (stored.status_code, retried.status_code) == (202, 202)
+    ids = await conn.fetch("SELECT id FROM events ORDER BY id")
+    assert [r["id"] for r in ids] == ["evcus_batch_1", "evcus_batch_2"]
 
 
 APPLY_WRITES_DEFINED = "SELECT to_regprocedure('pg_temp.apply_writes(jsonb)')"
