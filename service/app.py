@@ -35,6 +35,7 @@ from service.intake import Rejected, parse
 from service.metrics import CONTENT_TYPE_LATEST, Metrics
 from service.migrate import head_revision
 from service.openapi import SPEC
+from service.protocol import BODY_RECEIVED
 from service.responses import REQUEST_ID_HEADER, error_response, json_response, unavailable
 from service.writer import Outcome, Saturated, Writer
 
@@ -89,24 +90,33 @@ async def receive_webhook(request: Request) -> Response:
         )
         return response
 
-    def refuse(status: int, key: str, message: str) -> Response:
-        return finish(
-            error_response(status, key, message, request_id=request_id), "refused", reason=key
-        )
+    def refuse(status: int, key: str, message: str, *, close: bool = False) -> Response:
+        # `close`: the body was left unread, so nothing more on this connection can be
+        # read as a request (uvicorn closes it after this answer).
+        headers = {"connection": "close"} if close else None
+        response = error_response(status, key, message, request_id=request_id, headers=headers)
+        return finish(response, "refused", reason=key)
 
     refusal = _precheck(request, settings)
     if refusal is not None:
         return refuse(*refusal)
+    # A body already in (`BODY_RECEIVED`, set by our HTTP protocol) cannot trickle.
+    waiting = (
+        contextlib.nullcontext()
+        if request.scope.get(BODY_RECEIVED)
+        else asyncio.timeout(settings.body_timeout_seconds)
+    )
     try:
-        async with asyncio.timeout(settings.body_timeout_seconds):
+        async with waiting:
             body = await _read_body(request, settings.max_body_bytes)
     except _BodyTooLargeError:
-        return refuse(413, "payload_too_large", f"body over {settings.max_body_bytes} bytes")
+        message = f"body over {settings.max_body_bytes} bytes"
+        return refuse(413, "payload_too_large", message, close=True)
     except ClientDisconnect:  # nobody to answer; the log line and metrics still say so
         return refuse(400, "client_disconnected", "the connection closed before the body came")
     except TimeoutError:
         message = f"body not received within {settings.body_timeout_seconds} s"
-        return refuse(408, "request_timeout", message)
+        return refuse(408, "request_timeout", message, close=True)
 
     if settings.webhook_secrets and not signing.verify(
         settings.webhook_secrets, body, request.headers.get(signing.SIGNATURE_HEADER)

@@ -28,6 +28,11 @@ log = structlog.get_logger("service.http")
 # How long a refused connection still drains what its client sends, before closing.
 LINGER_SECONDS = 2.0
 
+# Set in a request's ASGI scope once its whole body is in. A webhook's body nearly always
+# comes in the same read as its head, before the app runs: the app then reads it without
+# arming a body timer (`asyncio.timeout`: ~4 us a request, 2-4% of the process' CPU).
+BODY_RECEIVED = "voucherify.body_received"
+
 
 class BoundedHttpProtocol(HttpToolsProtocol):
     """One connection; bytes of a request head are counted and timed until it is complete."""
@@ -93,6 +98,11 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         # A HEAD response has no body write to carry its head: it goes out as it is.
         if self.cycle is not None and self.cycle.scope["method"] != "HEAD":
             self.cycle.transport = cast(asyncio.Transport, HeadWithBody(self.transport))
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        if self.cycle is not None:
+            cast(dict[str, Any], self.cycle.scope)[BODY_RECEIVED] = True
 
     def _await_head(self) -> None:
         self.awaiting_head = True

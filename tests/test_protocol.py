@@ -16,6 +16,7 @@ from tests.test_main import cli_env, serving
 
 SECRET = "protocol-secret"
 HEADER_TIMEOUT = 1.0
+BODY_TIMEOUT = 1.0
 MAX_HEADER_BYTES = 4096
 
 
@@ -25,6 +26,7 @@ def server(database_url: str) -> Iterator[tuple[str, int]]:
         DATABASE_URL=database_url,
         VOUCHERIFY_WEBHOOK_SECRET=SECRET,
         HEADER_TIMEOUT_SECONDS=str(HEADER_TIMEOUT),
+        BODY_TIMEOUT_SECONDS=str(BODY_TIMEOUT),
         MAX_HEADER_BYTES=str(MAX_HEADER_BYTES),
     )
     with serving(env) as (_, base):
@@ -187,6 +189,49 @@ def test_pipelined_requests_get_whole_responses_in_order(server: tuple[str, int]
     assert first.startswith(b"HTTP/1.1 202 ")
     assert rest.count(b"HTTP/1.1 200 ") == 1
     assert rest.endswith(b'"outcome":"duplicate"}')
+
+
+def test_a_body_that_stops_halfway_gets_408_after_the_body_timeout(
+    server: tuple[str, int],
+) -> None:
+    """A body already whole is read without a timer (`BODY_RECEIVED`); one still coming
+    is timed. Pipelined behind a whole request, on one connection: the first is stored,
+    the second, stopped halfway, cut off with 408 once its body is late."""
+    whole, cut = (
+        compact_json(load_fixture("customer.created") | {"id": f"evcus_protocol_{name}"})
+        for name in ("whole", "cut")
+    )
+    second = _request(cut, keep_alive=True)
+    with _connect(server) as sock:
+        sock.sendall(_request(whole, keep_alive=True) + second[: len(second) - len(cut) // 2])
+        started = time.monotonic()
+        assert _read_response(sock) == 202
+        answer, closed = _read_until_closed(sock)
+    status, body = _status_and_body(answer)
+    assert (status, body["key"]) == (408, "request_timeout")
+    # The rest of that body cannot be told from a next request: the connection is closed
+    # with the answer, not left to uvicorn's keep-alive timeout (5 s).
+    assert b"\r\nconnection: close\r\n" in answer.lower()
+    # libuv timers have millisecond resolution: one may fire a hair early by this clock.
+    assert BODY_TIMEOUT - 0.01 <= closed - started < BODY_TIMEOUT + 4
+
+
+def test_a_body_over_the_limit_gets_413_and_the_connection_is_closed(
+    server: tuple[str, int],
+) -> None:
+    """Refused on its declared length, its body unread: answered, then closed."""
+    with _connect(server) as sock:
+        sock.sendall(
+            f"POST {WEBHOOK} HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\n"
+            f"content-length: {100 * 2**20}\r\n\r\n".encode()
+            + b"{" * 1024
+        )
+        started = time.monotonic()
+        answer, closed = _read_until_closed(sock)
+    status, body = _status_and_body(answer)
+    assert (status, body["key"]) == (413, "payload_too_large")
+    assert b"\r\nconnection: close\r\n" in answer.lower()
+    assert closed - started < 4  # not uvicorn's keep-alive timeout (5 s)
 
 
 @pytest.mark.parametrize("method", ["HEAD", "GET"])
