@@ -95,6 +95,21 @@ def _decode_jsonb(data: bytes) -> Any:
     return msgspec.json.decode(data[1:])
 
 
+# Values past Postgres' ~2 KB threshold (half the bench's bodies in `events.payload`,
+# large customer metadata) are compressed as they are written: with lz4 where the server
+# was built with it, not the default pglz, which was 7-9% of the writer's Postgres time
+# (docs/performance.md). A session setting, not a column's: no table lock to take, and a
+# database moved to a server with lz4 uses it from its next connection. Without lz4 (the
+# embedded Postgres) the session keeps pglz.
+PREFER_LZ4 = """
+DO $lz4$ BEGIN
+    SET default_toast_compression = lz4;
+EXCEPTION WHEN invalid_parameter_value THEN
+    NULL;
+END $lz4$;
+"""
+
+
 async def _init_connection(conn: Connection) -> None:
     await conn.set_type_codec(
         "jsonb",
@@ -111,7 +126,7 @@ async def _init_connection(conn: Connection) -> None:
     with contextlib.suppress(
         asyncpg.ReadOnlySQLTransactionError, asyncpg.InsufficientPrivilegeError
     ):
-        await install(conn, INGEST_FUNCTION)
+        await install(conn, INGEST_FUNCTION, PREFER_LZ4)
 
 
 async def connect(dsn: str, **kwargs: Any) -> asyncpg.Connection[asyncpg.Record]:

@@ -138,18 +138,18 @@ APPLY_WRITES = "SELECT pg_temp.apply_writes($1::jsonb)"
 TRY_APPLY_WRITES = "SELECT pg_temp.try_apply_writes($1::jsonb)"
 
 
-async def install(conn: Connection, *functions: str) -> None:
+async def install(conn: Connection, *statements: str) -> None:
     """Create this session's `pg_temp.apply_writes(jsonb)` (and `try_apply_writes`, the
     same in a savepoint, returning the error): every statement handlers use,
     compiled into one PL/pgSQL function (its plans cached for the session). Built from the
-    statements themselves, so it never drifts from them. `functions` (CREATE FUNCTION
-    statements that call it, like the writer's) are created in the same round trip."""
+    statements themselves, so it never drifts from them. `statements` (functions that
+    call it, like the writer's, and session settings) run in the same round trip."""
     # Bodies are compiled at their first call instead of being validated here too
     # (halves what a connection costs; every test makes several).
     await conn.execute(
         "SET check_function_bodies = off;"
         + _apply_writes_function()
-        + "".join(functions)
+        + "".join(statements)
         + "RESET check_function_bodies;"
     )
 
