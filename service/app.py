@@ -91,8 +91,10 @@ async def receive_webhook(request: Request) -> Response:
         return response
 
     def refuse(status: int, key: str, message: str, *, close: bool = False) -> Response:
-        # `close`: the body was left unread, so nothing more on this connection can be
-        # read as a request (uvicorn closes it after this answer).
+        # `close`: the body is left unread. Closed after the answer (by our protocol's
+        # lingering close), the connection neither reads a refused body to its end nor
+        # stays open while a slow client trickles it (each byte resets uvicorn's
+        # keep-alive timer).
         headers = {"connection": "close"} if close else None
         response = error_response(status, key, message, request_id=request_id, headers=headers)
         return finish(response, "refused", reason=key)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any, cast
 
@@ -30,7 +31,7 @@ LINGER_SECONDS = 2.0
 
 # Set in a request's ASGI scope once its whole body is in. A webhook's body nearly always
 # comes in the same read as its head, before the app runs: the app then reads it without
-# arming a body timer (`asyncio.timeout`: ~4 us a request, 2-4% of the process' CPU).
+# arming a body timer (an `asyncio.timeout` per request; docs/performance.md).
 BODY_RECEIVED = "voucherify.body_received"
 
 
@@ -57,7 +58,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         self.head_since = 0.0
         self.head_timer: asyncio.TimerHandle | None = None
         self.head_bytes = 0
-        self.refused = False
+        self.closing = False  # answered and closing: what the client still sends is dropped
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -69,8 +70,8 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if self.refused:
-            return  # lingering after a refusal: what the client still sends is dropped
+        if self.closing:
+            return
         awaiting = self.awaiting_head
         super().data_received(data)
         if not self.awaiting_head or self.transport.is_closing():
@@ -84,7 +85,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
                 self._refuse(431, "headers_too_large", message)
 
     def eof_received(self) -> None:
-        if self.refused:
+        if self.closing:
             self.transport.close()
 
     def on_message_begin(self) -> None:
@@ -97,7 +98,8 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         super().on_headers_complete()
         # A HEAD response has no body write to carry its head: it goes out as it is.
         if self.cycle is not None and self.cycle.scope["method"] != "HEAD":
-            self.cycle.transport = cast(asyncio.Transport, HeadWithBody(self.transport))
+            with_body = HeadWithBody(self.transport, self.close_lingering)
+            self.cycle.transport = cast(asyncio.Transport, with_body)
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
@@ -142,17 +144,24 @@ class BoundedHttpProtocol(HttpToolsProtocol):
             "connection: close\r\n\r\n"
         )
         self.transport.write(head.encode("ascii") + body)
-        self.refused = True
-        # Closing with the client's bytes unread would reset the connection and could
-        # destroy the answer before the client reads it: half-close, drop what still
-        # comes, close at the client's end of data or after a short linger.
+        self.close_lingering()
+        client = f"{self.client[0]}:{self.client[1]}" if self.client else None
+        log.warning("request refused", status=status, key=key, reason=message, client=client)
+
+    def close_lingering(self) -> None:
+        """Close after an answer, its request's body perhaps still coming (a refusal
+        here, or the app's 408/413 on a body). Closing with the client's bytes unread
+        would reset the connection and could destroy the answer before the client reads
+        it: half-close, drop what still comes, close at the client's end of data or
+        after a short linger."""
+        if self.closing or self.transport.is_closing():
+            return
+        self.closing = True
         if self.transport.can_write_eof():
             self.transport.write_eof()
             self.loop.call_later(LINGER_SECONDS, self.transport.close)
         else:
             self.transport.close()
-        client = f"{self.client[0]}:{self.client[1]}" if self.client else None
-        log.warning("request refused", status=status, key=key, reason=message, client=client)
 
 
 class HeadWithBody:
@@ -161,10 +170,11 @@ class HeadWithBody:
     client twice. This holds the head until the first body write and sends both as one
     (a webhook answer is one small body: half the sends). Interim 1xx heads pass at once."""
 
-    __slots__ = ("_head", "_passing", "_transport")
+    __slots__ = ("_close", "_head", "_passing", "_transport")
 
-    def __init__(self, transport: asyncio.Transport) -> None:
+    def __init__(self, transport: asyncio.Transport, close: Callable[[], None]) -> None:
         self._transport = transport
+        self._close = close  # uvicorn closes after a `connection: close` answer
         self._head: bytes | None = None
         self._passing = False
 
@@ -182,7 +192,7 @@ class HeadWithBody:
         if self._head is not None:  # a response that ended without a body
             self._transport.write(self._head)
             self._head = None
-        self._transport.close()
+        self._close()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._transport, name)
