@@ -129,6 +129,12 @@ async def _init_connection(conn: Connection) -> None:
         await install(conn, INGEST_FUNCTION, PREFER_LZ4)
 
 
+async def _reset_connection(conn: Connection) -> None:
+    """What the pool runs on a connection given back: asyncpg's reset (its `RESET ALL`
+    would drop `PREFER_LZ4`), then the setting again, in one round trip."""
+    await conn.execute(conn.get_reset_query() + PREFER_LZ4)
+
+
 async def connect(dsn: str, **kwargs: Any) -> asyncpg.Connection[asyncpg.Record]:
     """One connection with the service's codecs (CLI commands and tests)."""
     conn: asyncpg.Connection[asyncpg.Record] = await asyncpg.connect(dsn, **kwargs)
@@ -144,6 +150,7 @@ async def create_pool(dsn: str, *, max_size: int) -> Pool:
         min_size=0,
         max_size=max_size,
         init=_init_connection,
+        reset=_reset_connection,
         command_timeout=30,
         # Connection attempts fail fast; the writer's own deadline bounds the request.
         timeout=5,

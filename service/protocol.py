@@ -156,14 +156,18 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         log.warning("request refused", status=status, key=key, reason=message, client=client)
 
     def close_lingering(self) -> None:
-        """Close after an answer, its request's body perhaps still coming (a refusal
-        here, or the app's 408/413 on a body). Closing with the client's bytes unread
+        """Close after an answer: a refusal here, or any response uvicorn closes the
+        connection after (the app's 408/413 on a body, a client's `connection: close`,
+        shutdown). The client's bytes may still be coming, and closing with them unread
         would reset the connection and could destroy the answer before the client reads
         it: half-close, drop what still comes, close at the client's end of data or
-        after a short linger."""
+        after a short linger. Requests already parsed behind this one are dropped, as a
+        plain close drops them (half-closed, the transport is not `is_closing()`, and
+        uvicorn would start the next one and answer it after the end of data)."""
         if self.closing or self.transport.is_closing():
             return
         self.closing = True
+        self.pipeline.clear()
         if self.transport.can_write_eof():
             self.transport.write_eof()
             self.loop.call_later(LINGER_SECONDS, self.transport.close)
@@ -183,8 +187,7 @@ class HeadWithBody:
         self, transport: asyncio.Transport, close: weakref.WeakMethod[Callable[[], None]]
     ) -> None:
         self._transport = transport
-        self._close = close  # the protocol's lingering close (uvicorn closes after a
-        # `connection: close` answer)
+        self._close = close  # the protocol's lingering close
         self._head: bytes | None = None
         self._passing = False
 

@@ -248,7 +248,7 @@ def test_a_client_that_sends_its_whole_refused_body_still_gets_the_answer(
     length, the rest of the body is taken and dropped for a while (a lingering close), so
     the sending completes and the 413 is read. (Closed at once with the client's bytes
     unread, the connection is reset: the client's send fails before it reads anything.)"""
-    size = 20 * 2**20
+    size = 8 * 2**20
     with _connect(server) as sock:
         sock.sendall(
             f"POST {WEBHOOK} HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\n"
@@ -314,3 +314,42 @@ async def test_a_closed_connection_is_freed_without_the_garbage_collector() -> N
         gc.enable()
         server.should_exit = True
         await serving
+
+
+async def test_requests_pipelined_behind_an_answer_that_closes_are_not_run() -> None:
+    """An answer with `connection: close` (a 408/413 on a body, uvicorn's 500, shutdown)
+    ends the connection with a lingering close; requests already read behind it are
+    dropped, as a plain close drops them, not started on the half-closed connection
+    (where they would run, and their answers fail after the end of data)."""
+    calls: list[str] = []
+
+    async def closing(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        calls.append(scope["path"])
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-length", b"2"), (b"connection", b"close")]})  # fmt: skip
+        await send({"type": "http.response.body", "body": b"no"})
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(closing, port=port, http=protocol_for(Settings()),
+                                           lifespan="off", log_level="error"))  # fmt: skip
+    serving = asyncio.create_task(server.serve())
+    try:
+        for _ in range(1000):
+            if server.started:
+                break
+            await asyncio.sleep(0.01)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"".join(
+            f"POST /{n} HTTP/1.1\r\nhost: test\r\ncontent-length: 2\r\n\r\nhi".encode()
+            for n in range(3)
+        ))  # fmt: skip
+        answer = await asyncio.wait_for(reader.read(), 10)  # to the server's end of data
+        writer.close()
+        await writer.wait_closed()
+    finally:
+        server.should_exit = True
+        await serving
+    assert answer.count(b"HTTP/1.1 413 ") == 1
+    assert calls == ["/0"]

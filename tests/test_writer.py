@@ -742,7 +742,7 @@ async def test_a_batch_undone_by_a_deadlock_is_written_again(
 
 
 async def test_a_large_payload_is_stored_compressed_with_lz4_where_the_server_has_it(
-    client: httpx.AsyncClient, conn: db.Connection
+    client: httpx.AsyncClient, conn: db.Connection, database_url: str
 ) -> None:
     """The service's sessions compress with lz4 when the server was built with it
     (`db.PREFER_LZ4`), pglz otherwise: a body past Postgres' ~2 KB compression threshold
@@ -751,6 +751,16 @@ async def test_a_large_payload_is_stored_compressed_with_lz4_where_the_server_ha
         "SELECT 'lz4' = ANY (enumvals) FROM pg_settings WHERE name = 'default_toast_compression'"
     )
     assert await conn.fetchval("SHOW default_toast_compression") == ("lz4" if lz4 else "pglz")
+    # A pooled connection keeps it after being given back (the pool's reset runs RESET
+    # ALL; the writer may take a connection /readyz or partition upkeep used first).
+    pool = await db.create_pool(database_url, max_size=1)
+    try:
+        for _ in range(2):
+            async with pool.acquire() as pooled:
+                method = await pooled.fetchval("SHOW default_toast_compression")
+                assert method == ("lz4" if lz4 else "pglz")
+    finally:
+        await pool.close()
     activity = load_fixture("customer.order.paid") | {"id": "evcus_large"}
     activity["data"]["customer"]["metadata"] = {f"key_{n}": "value " * 20 for n in range(40)}
     body = compact_json(activity)
