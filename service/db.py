@@ -104,8 +104,8 @@ def _decode_jsonb(data: bytes) -> Any:
 PREFER_LZ4 = """
 DO $lz4$ BEGIN
     SET default_toast_compression = lz4;
-EXCEPTION WHEN invalid_parameter_value THEN
-    NULL;
+EXCEPTION WHEN invalid_parameter_value OR undefined_object THEN
+    NULL;  -- no lz4 in this build, or no such setting (before Postgres 14)
 END $lz4$;
 """
 

@@ -156,9 +156,10 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         log.warning("request refused", status=status, key=key, reason=message, client=client)
 
     def close_lingering(self) -> None:
-        """Close after an answer: a refusal here, or any response uvicorn closes the
-        connection after (the app's 408/413 on a body, a client's `connection: close`,
-        shutdown). The client's bytes may still be coming, and closing with them unread
+        """Close after an answer: a refusal here, or a response (other than to HEAD)
+        that uvicorn closes the connection after (the app's 408/413 on a body, a
+        client's `connection: close`, shutdown). The client's bytes may still be
+        coming, and closing with them unread
         would reset the connection and could destroy the answer before the client reads
         it: half-close, drop what still comes, close at the client's end of data or
         after a short linger. Requests already parsed behind this one are dropped, as a

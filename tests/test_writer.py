@@ -741,6 +741,23 @@ async def test_a_batch_undone_by_a_deadlock_is_written_again(
     }
 
 
+async def test_the_session_settings_survive_the_pools_reset(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """asyncpg's pool runs RESET ALL on a connection given back; the pool's reset sets
+    `PREFER_LZ4` again. Checked on any server (the embedded one has no lz4) with a
+    setting every Postgres has, added to it."""
+    marker = "SET application_name = 'vh_session_check';"
+    monkeypatch.setattr(db, "PREFER_LZ4", db.PREFER_LZ4 + marker)
+    pool = await db.create_pool(database_url, max_size=1)
+    try:
+        for _ in range(2):  # the second time, on the connection given back
+            async with pool.acquire() as pooled:
+                assert await pooled.fetchval("SHOW application_name") == "vh_session_check"
+    finally:
+        await pool.close()
+
+
 async def test_a_large_payload_is_stored_compressed_with_lz4_where_the_server_has_it(
     client: httpx.AsyncClient, conn: db.Connection, database_url: str
 ) -> None:
