@@ -88,6 +88,13 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         if awaiting:
             self.head_bytes += len(data)
             if self.head_bytes > self.max_header_bytes:
+                if self.cycle is not None and not self.cycle.response_complete:
+                    # An earlier request is still to be answered (pipelined): answer it,
+                    # then close, reading no more of this head meanwhile. A refusal now
+                    # would half-close in the middle of that answer.
+                    self.cycle.keep_alive = False
+                    self.flow.pause_reading()
+                    return
                 message = f"request line and headers over {self.max_header_bytes} bytes"
                 self._refuse(431, "headers_too_large", message)
 
@@ -168,6 +175,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         if self.closing or self.transport.is_closing():
             return
         self.closing = True
+        self._head_done()  # no refusal can follow: nothing more is written
         self.pipeline.clear()
         if self.transport.can_write_eof():
             self.transport.write_eof()
