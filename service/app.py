@@ -104,7 +104,7 @@ async def receive_webhook(request: Request) -> Response:
         return refuse(*refusal)
     # A body already in (`BODY_RECEIVED`, set by our HTTP protocol) cannot trickle.
     waiting = (
-        contextlib.nullcontext()
+        _NO_TIMER
         if request.scope.get(BODY_RECEIVED)
         else asyncio.timeout(settings.body_timeout_seconds)
     )
@@ -192,6 +192,9 @@ def _too_old(created_at: datetime | None, settings: Settings) -> bool:
 
 class _BodyTooLargeError(Exception):
     pass
+
+
+_NO_TIMER = contextlib.nullcontext()  # stateless: one serves every request
 
 
 async def _read_body(request: Request, limit: int) -> bytes:

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import weakref
-from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any, cast
 
@@ -60,12 +58,6 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         self.head_timer: asyncio.TimerHandle | None = None
         self.head_bytes = 0
         self.closing = False  # answered and closing: what the client still sends is dropped
-        # What a response's HeadWithBody closes with, held weakly: the protocol holds its
-        # request's cycle, which holds the HeadWithBody. A strong reference back made each
-        # closed connection a reference cycle, freed only by the cyclic collector, which
-        # the service runs rarely (GC_THRESHOLDS): RSS crept from 71 to 73-74 MB over
-        # 500,000-1,000,000 deliveries in `make bench-soak`, flat with this.
-        self._close_lingering_ref = weakref.WeakMethod(self.close_lingering)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -112,8 +104,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         super().on_headers_complete()
         # A HEAD response has no body write to carry its head: it goes out as it is.
         if self.cycle is not None and self.cycle.scope["method"] != "HEAD":
-            with_body = HeadWithBody(self.transport, self._close_lingering_ref)
-            self.cycle.transport = cast(asyncio.Transport, with_body)
+            self.cycle.transport = cast(asyncio.Transport, HeadWithBody(self.transport))
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
@@ -190,13 +181,10 @@ class HeadWithBody:
     client twice. This holds the head until the first body write and sends both as one
     (a webhook answer is one small body: half the sends). Interim 1xx heads pass at once."""
 
-    __slots__ = ("_close", "_head", "_passing", "_transport")
+    __slots__ = ("_head", "_passing", "_transport")
 
-    def __init__(
-        self, transport: asyncio.Transport, close: weakref.WeakMethod[Callable[[], None]]
-    ) -> None:
+    def __init__(self, transport: asyncio.Transport) -> None:
         self._transport = transport
-        self._close = close  # the protocol's lingering close
         self._head: bytes | None = None
         self._passing = False
 
@@ -214,10 +202,13 @@ class HeadWithBody:
         if self._head is not None:  # a response that ended without a body
             self._transport.write(self._head)
             self._head = None
-        close = self._close()
-        if close is not None:
-            close()
-        else:  # the protocol is gone: nothing to linger for
+        # Through the connection's protocol (found from the transport: a reference held
+        # here made each closed connection a reference cycle, left to the rarely run
+        # cyclic collector; RSS crept 71 -> 74 MB over a soak), which lingers.
+        protocol = self._transport.get_protocol()
+        if isinstance(protocol, BoundedHttpProtocol):
+            protocol.close_lingering()
+        else:  # the connection is gone already
             self._transport.close()
 
     def __getattr__(self, name: str) -> Any:

@@ -741,6 +741,11 @@ async def test_a_batch_undone_by_a_deadlock_is_written_again(
     }
 
 
+LZ4_AVAILABLE = (
+    "SELECT 'lz4' = ANY (enumvals) FROM pg_settings WHERE name = 'default_toast_compression'"
+)
+
+
 async def test_the_session_settings_survive_the_pools_reset(
     database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -751,33 +756,24 @@ async def test_the_session_settings_survive_the_pools_reset(
     monkeypatch.setattr(db, "PREFER_LZ4", db.PREFER_LZ4 + marker)
     pool = await db.create_pool(database_url, max_size=1)
     try:
+        lz4 = await pool.fetchval(LZ4_AVAILABLE)
         for _ in range(2):  # the second time, on the connection given back
             async with pool.acquire() as pooled:
                 assert await pooled.fetchval("SHOW application_name") == "vh_session_check"
+                method = await pooled.fetchval("SHOW default_toast_compression")
+                assert method == ("lz4" if lz4 else "pglz")
     finally:
         await pool.close()
 
 
 async def test_a_large_payload_is_stored_compressed_with_lz4_where_the_server_has_it(
-    client: httpx.AsyncClient, conn: db.Connection, database_url: str
+    client: httpx.AsyncClient, conn: db.Connection
 ) -> None:
     """The service's sessions compress with lz4 when the server was built with it
     (`db.PREFER_LZ4`), pglz otherwise: a body past Postgres' ~2 KB compression threshold
     is stored so, and reads back as it came."""
-    lz4 = await conn.fetchval(
-        "SELECT 'lz4' = ANY (enumvals) FROM pg_settings WHERE name = 'default_toast_compression'"
-    )
+    lz4 = await conn.fetchval(LZ4_AVAILABLE)
     assert await conn.fetchval("SHOW default_toast_compression") == ("lz4" if lz4 else "pglz")
-    # A pooled connection keeps it after being given back (the pool's reset runs RESET
-    # ALL; the writer may take a connection /readyz or partition upkeep used first).
-    pool = await db.create_pool(database_url, max_size=1)
-    try:
-        for _ in range(2):
-            async with pool.acquire() as pooled:
-                method = await pooled.fetchval("SHOW default_toast_compression")
-                assert method == ("lz4" if lz4 else "pglz")
-    finally:
-        await pool.close()
     activity = load_fixture("customer.order.paid") | {"id": "evcus_large"}
     activity["data"]["customer"]["metadata"] = {f"key_{n}": "value " * 20 for n in range(40)}
     body = compact_json(activity)
