@@ -57,6 +57,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         self.head_since = 0.0
         self.head_timer: asyncio.TimerHandle | None = None
         self.head_bytes = 0
+        self.body_bytes_read = 0  # in the read being parsed
         self.closing = False  # answered and closing: what the client still sends is dropped
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -71,24 +72,26 @@ class BoundedHttpProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self.closing:
             return
-        awaiting = self.awaiting_head
+        self.body_bytes_read = 0
         super().data_received(data)
         if not self.awaiting_head or self.transport.is_closing():
             return
         self._arm_head_timer()
-        # Bytes that left the head still incomplete belong to it; httptools would keep them.
-        if awaiting:
-            self.head_bytes += len(data)
-            if self.head_bytes > self.max_header_bytes:
-                if self.cycle is not None and not self.cycle.response_complete:
-                    # An earlier request is still to be answered (pipelined): answer it,
-                    # then close, reading no more of this head meanwhile. A refusal now
-                    # would half-close in the middle of that answer.
-                    self.cycle.keep_alive = False
-                    self.flow.pause_reading()
-                    return
-                message = f"request line and headers over {self.max_header_bytes} bytes"
-                self._refuse(431, "headers_too_large", message)
+        # A read that left a head incomplete counts toward it (httptools keeps its bytes),
+        # less the bodies of earlier requests it carried (pipelined: megabytes, maybe).
+        # Their heads, if any, still count: a pipelining client is refused a little early,
+        # never late.
+        self.head_bytes += len(data) - self.body_bytes_read
+        if self.head_bytes > self.max_header_bytes:
+            if self.cycle is not None and not self.cycle.response_complete:
+                # An earlier request is still to be answered (pipelined): answer it,
+                # then close, reading no more of this head meanwhile. A refusal now
+                # would half-close in the middle of that answer.
+                self.cycle.keep_alive = False
+                self.flow.pause_reading()
+                return
+            message = f"request line and headers over {self.max_header_bytes} bytes"
+            self._refuse(431, "headers_too_large", message)
 
     def eof_received(self) -> None:
         if self.closing:
@@ -98,6 +101,10 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         super().on_message_begin()
         if not self.awaiting_head:
             self._await_head()
+
+    def on_body(self, body: bytes) -> None:
+        self.body_bytes_read += len(body)
+        super().on_body(body)
 
     def on_headers_complete(self) -> None:
         self._head_done()

@@ -165,6 +165,52 @@ def test_an_oversized_head_behind_a_pipelined_request_lets_its_answer_out_first(
     assert rest == b"" or rest.startswith(b"HTTP/1.1 431 ")
 
 
+def test_a_large_body_is_not_counted_toward_the_head_pipelined_behind_it(
+    server: tuple[str, int],
+) -> None:
+    """A read that completes one request's head, carries its body (over MAX_HEADER_BYTES
+    here) and begins the next head: only head bytes count toward the next head's limit,
+    so both requests are answered (the body's bytes once cut the connection at the
+    first answer)."""
+    first = load_fixture("customer.created") | {"id": "evcus_protocol_large_pipelined"}
+    first["data"]["customer"]["metadata"] = {"note": "x" * (2 * MAX_HEADER_BYTES)}
+    second = load_fixture("customer.created") | {"id": "evcus_protocol_after_large"}
+    large, after = (
+        _request(compact_json(first), keep_alive=True),
+        _request(compact_json(second), keep_alive=False),
+    )
+    with _connect(server) as sock:
+        # Three reads: the first head's start; the rest of it, its body and the second
+        # head's start; the rest. Only the middle one holds bytes of both requests.
+        sock.sendall(large[:40])
+        time.sleep(0.2)
+        sock.sendall(large[40:] + after[:40])
+        time.sleep(0.2)
+        sock.sendall(after[40:])
+        answer, _ = _read_until_closed(sock)
+    assert answer.count(b"HTTP/1.1 202 ") == 2, answer[:300]
+    assert answer.endswith(b'"event_id":"evcus_protocol_after_large","outcome":"processed"}')
+
+
+def test_an_oversized_next_head_on_a_kept_alive_connection_gets_431_at_once(
+    server: tuple[str, int],
+) -> None:
+    """The limit holds for a kept-alive connection's next head as for a first one, even
+    when the whole oversized head comes in one read (it once went uncounted, and the
+    client got a 408 only at the header timeout)."""
+    event = compact_json(load_fixture("customer.created") | {"id": "evcus_protocol_next_431"})
+    oversized = f"POST {WEBHOOK} HTTP/1.1\r\nhost: test\r\nx-big: ".encode() + b"a" * 5000
+    with _connect(server) as sock:
+        sock.sendall(_request(event, keep_alive=True))
+        assert _read_response(sock) == 202
+        started = time.monotonic()
+        sock.sendall(oversized)
+        answer, closed = _read_until_closed(sock)
+    status, body = _status_and_body(answer)
+    assert (status, body["key"]) == (431, "headers_too_large")
+    assert closed - started < HEADER_TIMEOUT / 2
+
+
 def test_a_kept_alive_connection_is_timed_again_for_its_next_request(
     server: tuple[str, int],
 ) -> None:
