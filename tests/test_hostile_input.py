@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from service import db
 from service.app import create_app
 from service.intake import Rejected, parse
+from service.signing import SIGNATURE_HEADER
 from tests.conftest import (
     WEBHOOK,
     compact_json,
@@ -80,6 +81,20 @@ def test_deeply_nested_json_is_refused_not_crashed(depth: int) -> None:
         parse(deep)
     assert raised.value.status == 400
     assert raised.value.key == "json_too_deep"
+
+
+async def test_deeply_nested_json_gets_401_or_400_not_500(
+    client: httpx.AsyncClient, conn: db.Connection
+) -> None:
+    """A wrong signature makes the check compact the body, which nests too deep to
+    compact: still a 401 (it was an uncaught RecursionError, a 500). Signed, it is refused
+    as too deep."""
+    deep = b'{"id":"e","type":"customer.created","data":' + b"[" * 5000 + b"]" * 5000 + b"}"
+    headers = {"content-type": "application/json"}
+    wrong = await client.post(WEBHOOK, content=deep, headers=headers | {SIGNATURE_HEADER: "00"})
+    assert (wrong.status_code, wrong.json()["key"]) == (401, "invalid_signature")
+    right = await client.post(WEBHOOK, content=deep, headers=signed(deep))
+    assert (right.status_code, right.json()["key"]) == (400, "json_too_deep")
 
 
 @settings(
