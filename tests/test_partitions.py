@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date
 
 import httpx
@@ -38,6 +39,41 @@ async def test_maintenance_moves_strays_out_of_the_default_partition(conn: db.Co
     assert await partition_of(conn, "evcus_future") == "events_default"
     await partitions.maintain(conn)
     assert await partition_of(conn, "evcus_future") == "events_2031_05"
+    assert await conn.fetchval("SELECT count(*) FROM events_default") == 0
+
+
+async def test_an_event_committed_into_the_default_partition_during_maintenance_is_kept(
+    conn: db.Connection, database_url: str
+) -> None:
+    """A live batch commits a stray while maintenance moves the strays: it is moved with
+    them, not deleted uncopied. The batch here also holds a SHARE lock on the default
+    partition until it commits, so the old function's DELETE waited for it and then saw
+    its row, which its copy, made a statement earlier, had not."""
+    stray = """
+        INSERT INTO events (id, type, family, status, payload, received_at)
+        VALUES ($1, 'customer.created', 'customer', 'processed', '{}', $2::text::timestamptz)
+    """
+    await conn.execute(stray, "evcus_stray_before", "2032-03-10T00:00:00Z")
+    batch, maintainer = await db.connect(database_url), await db.connect(database_url)
+    try:
+        live = batch.transaction()
+        await live.start()
+        await batch.execute(stray, "evcus_stray_during", "2032-04-10T00:00:00Z")
+        await batch.execute("LOCK TABLE events_default IN SHARE MODE")
+        maintaining = asyncio.create_task(partitions.maintain(maintainer))
+        pid = maintainer.get_server_pid()
+        waits = "SELECT wait_event_type FROM pg_stat_activity WHERE pid = $1"
+        for _ in range(500):  # until maintenance waits for the batch's lock
+            if await conn.fetchval(waits, pid) == "Lock":
+                break
+            await asyncio.sleep(0.01)
+        await live.commit()
+        await asyncio.wait_for(maintaining, 10)
+    finally:
+        await batch.close()
+        await maintainer.close()
+    assert await partition_of(conn, "evcus_stray_before") == "events_2032_03"
+    assert await partition_of(conn, "evcus_stray_during") == "events_2032_04"
     assert await conn.fetchval("SELECT count(*) FROM events_default") == 0
 
 
