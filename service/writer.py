@@ -42,7 +42,7 @@ import asyncpg
 import msgspec
 import structlog
 
-from service.db import UNAVAILABLE, Connection, Pool, again_if_undone
+from service.db import TRANSIENT, UNAVAILABLE, Connection, Pool, again_if_undone
 from service.handlers import Meta, Writes, handler_failure
 from service.handlers._entities import REDACT_AFTER_STORE
 from service.intake import Incoming
@@ -334,32 +334,31 @@ class Writer:
     ) -> None:
         started = time.perf_counter()
         first: dict[str, Prepared] = {}
-        outcomes: list[tuple[asyncio.Future[Written], Prepared | None]] = []
-        for prepared, future in items:
+        repeats: set[int] = set()  # positions in `items` of an id earlier in the batch
+        for n, (prepared, _) in enumerate(items):
             if prepared.incoming.event_id in first:
-                outcomes.append((future, None))  # a duplicate inside the batch
-                continue
-            first[prepared.incoming.event_id] = prepared
-            outcomes.append((future, prepared))
+                repeats.add(n)
+            else:
+                first[prepared.incoming.event_id] = prepared
         batch = list(first.values())
         try:
             new, failed = await self._commit(batch, await lease.connection())
         except BaseException as exc:
             # Whatever state the connection is in now, the next batch starts on a clean one.
             await lease.release()
-            for future, _ in outcomes:
+            for _, future in items:
                 _fail(future, exc)
             if isinstance(exc, asyncio.CancelledError):
                 raise
             return
-        for future, maybe in outcomes:
-            event_id = maybe.incoming.event_id if maybe else None
-            if event_id in failed:
+        for n, (prepared, future) in enumerate(items):
+            event_id = prepared.incoming.event_id
+            if event_id in failed:  # a repeat too: its event is not stored either
                 _fail(future, failed[event_id])
-            elif maybe is None or event_id not in new:
+            elif n in repeats or event_id not in new:
                 _resolve(future, Written(Outcome.DUPLICATE))
             else:
-                _resolve(future, Written(maybe.outcome, maybe.error))
+                _resolve(future, Written(prepared.outcome, prepared.error))
         self.batches += 1
         if self.on_batch is not None:
             self.on_batch(len(items), time.perf_counter() - started)
@@ -370,7 +369,9 @@ class Writer:
         """(new event ids, events that could not be stored at all, with the error)."""
         try:
             return await commit(conn, batch, redact_deleted=self.redact_deleted), {}
-        except UNAVAILABLE:
+        except (*UNAVAILABLE, *TRANSIENT):
+            # Down, or undone by concurrent transactions attempt after attempt (`commit`
+            # writes a batch undone by one again): not the events' fault; 503, retried.
             raise
         except Exception as exc:  # noqa: BLE001 - find the bad event below
             log.warning(
@@ -383,7 +384,7 @@ class Writer:
         for prepared in batch:
             try:
                 new |= await commit(conn, [prepared], redact_deleted=self.redact_deleted)
-            except UNAVAILABLE:
+            except (*UNAVAILABLE, *TRANSIENT):
                 raise
             except Exception as exc:  # noqa: BLE001 - isolate the bad event, keep the rest
                 # Its rows fail in Postgres: keep it raw, quarantined with the error.
@@ -391,7 +392,7 @@ class Writer:
                 prepared.writes = Writes()
                 try:
                     new |= await commit(conn, [prepared], redact_deleted=self.redact_deleted)
-                except UNAVAILABLE:
+                except (*UNAVAILABLE, *TRANSIENT):
                     raise
                 except Exception as raw_exc:  # noqa: BLE001 - not even the raw event fits
                     failed[prepared.incoming.event_id] = raw_exc

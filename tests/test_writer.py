@@ -93,6 +93,58 @@ async def test_an_event_postgres_rejects_is_quarantined_and_its_batch_commits(
     assert await conn.fetchval("SELECT count(*) FROM orders") == 20
 
 
+def unstorable_event(n: int) -> bytes:
+    """Valid JSON that jsonb cannot hold: a \\u0000 in a string."""
+    return order_event(n).replace(b'"metadata":{', b'"metadata":{"nul":"a\\u0000b",', 1)
+
+
+async def test_an_event_postgres_cannot_store_at_all_gets_400_and_nothing_is_kept(
+    client: httpx.AsyncClient, conn: db.Connection
+) -> None:
+    body = unstorable_event(1)
+    assert b"\\u0000" in body
+    answer = await client.post(WEBHOOK, content=body, headers=signed(body))
+    assert (answer.status_code, answer.json()["key"]) == (400, "unstorable_payload")
+    assert await conn.fetchval("SELECT count(*) FROM event_ids") == 0
+
+
+async def test_a_repeat_in_its_batch_of_an_event_that_cannot_be_stored_is_not_acknowledged(
+    database_url: str, conn: db.Connection
+) -> None:
+    """Two deliveries of one unstorable event in one batch: the repeat gets the answer the
+    first gets (it was answered 200 `duplicate`, of an event never stored)."""
+    app = create_app(settings(), database_url)
+    blocker = await db.connect(database_url)
+    try:
+        async with AsyncExitStack() as stack:
+            client = await start_app(stack, app)
+
+            async def post(body: bytes) -> httpx.Response:
+                return await client.post(WEBHOOK, content=body, headers=signed(body))
+
+            tx = blocker.transaction()
+            await tx.start()
+            await blocker.execute("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
+            ahead = asyncio.create_task(post(order_event(1)))
+            await waiting_on_a_lock(blocker)  # its batch waits for the lock
+            bad = unstorable_event(2)
+            repeats = [asyncio.create_task(post(bad)) for _ in range(2)]
+            for _ in range(1000):  # both queued behind it: the next batch holds both
+                if app.state.service.writer.depth == 2:
+                    break
+                await asyncio.sleep(0.01)
+            await tx.rollback()
+            answers = [await ahead, *[await r for r in repeats]]
+    finally:
+        await blocker.close()
+    assert answers[0].status_code == 202
+    assert [(a.status_code, a.json()["key"]) for a in answers[1:]] == [
+        (400, "unstorable_payload"),
+        (400, "unstorable_payload"),
+    ]
+    assert await conn.fetchval("SELECT count(*) FROM events") == 1
+
+
 async def test_a_stalled_database_gets_503_with_retry_after_within_the_deadline(
     database_url: str, conn: db.Connection
 ) -> None:
@@ -739,6 +791,38 @@ async def test_a_batch_undone_by_a_deadlock_is_written_again(
         "cust_a": "Customer as of event 3",
         "cust_b": "Customer as of event 4",
     }
+
+
+async def test_a_batch_undone_by_deadlocks_attempt_after_attempt_gets_503_not_split(
+    database_url: str, conn: db.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When every attempt is undone (one attempt here), the batch's deliveries fail with
+    the deadlock, answered 503 and retried by Voucherify: the writer does not split it into
+    single events, which could be undone too and be quarantined though nothing is wrong
+    with them."""
+    monkeypatch.setattr(db, "TRANSIENT_ATTEMPTS", 1)
+    await commit(conn, prepared(customer_event(1, "cust_a", "2026-01-01T00:00:01Z"),
+                                customer_event(2, "cust_b", "2026-01-01T00:00:02Z")))  # fmt: skip
+    other = await db.connect(database_url, server_settings={"deadlock_timeout": "60s"})
+    session = await db.connect(database_url, server_settings={"deadlock_timeout": "3s"})
+    try:
+        other_tx = other.transaction()
+        await other_tx.start()
+        await other.execute("SELECT FROM customers WHERE id = 'cust_b' FOR UPDATE")
+        batch = prepared(customer_event(3, "cust_a", "2026-02-01T00:00:03Z"),
+                         customer_event(4, "cust_b", "2026-02-01T00:00:04Z"))  # fmt: skip
+        writing = asyncio.create_task(Writer(pool=None)._commit(batch, session))  # type: ignore[arg-type]
+        await waiting_on_a_lock(other, session.get_server_pid())
+        async with asyncio.timeout(30):
+            await other.execute("SELECT FROM customers WHERE id = 'cust_a' FOR UPDATE")
+        await other_tx.rollback()
+        with pytest.raises(asyncpg.exceptions.DeadlockDetectedError):
+            async with asyncio.timeout(30):
+                await writing
+    finally:
+        await other.close()
+        await session.close()
+    assert await conn.fetchval("SELECT count(*) FROM events WHERE id LIKE 'evcus_locks_%'") == 2
 
 
 LZ4_AVAILABLE = (
