@@ -5,7 +5,10 @@ bytes as it sends; httptools even buffers one endless header value whole. A clie
 trickles its headers (slowloris) or streams megabytes of them holds a connection and
 memory. Here the head must arrive within HEADER_TIMEOUT_SECONDS (counted from the
 connection, or from a kept-alive connection's next request byte) and within
-MAX_HEADER_BYTES, or the client gets 408 or 431 and the connection is closed.
+MAX_HEADER_BYTES, or the client gets 408 or 431 and the connection is closed. (A head
+that completes in the read that brought it is not counted here: that read is bounded by
+the transport, and the webhook checks its headers' size itself.) A connection answered
+before its request's body was all in is closed too: nothing else would time the rest.
 """
 
 from __future__ import annotations
@@ -112,6 +115,18 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         # A HEAD response has no body write to carry its head: it goes out as it is.
         if self.cycle is not None and self.cycle.scope["method"] != "HEAD":
             self.cycle.transport = cast(asyncio.Transport, HeadWithBody(self.transport))
+
+    def on_response_complete(self) -> None:
+        # Answered before its request's body was all in (a refusal that left it unread, a
+        # route that reads none): uvicorn would read and drop the rest for as long as it
+        # comes, with no timer running (each read cancels the keep-alive timer, and no
+        # head is awaited), so a client trickling bytes held the connection for ever.
+        # Closed instead. (A later pipelined request has its own cycle: this one's body
+        # is then all in.)
+        cycle = self.cycle
+        if cycle is not None and cycle.response_complete and BODY_RECEIVED not in cycle.scope:
+            self.close_lingering()
+        super().on_response_complete()
 
     def on_message_complete(self) -> None:
         super().on_message_complete()

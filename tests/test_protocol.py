@@ -306,6 +306,41 @@ def test_a_body_over_the_limit_gets_413_and_the_connection_is_closed(
     assert closed - started < 4  # not uvicorn's keep-alive timeout (5 s)
 
 
+@pytest.mark.parametrize(
+    "head",
+    [
+        f"POST {WEBHOOK} HTTP/1.1\r\nhost: test\r\ncontent-type: text/plain\r\n",  # 415
+        "GET /healthz HTTP/1.1\r\nhost: test\r\n",  # a route that reads no body
+    ],
+)
+def test_a_connection_answered_before_its_body_is_in_is_closed_despite_trickling(
+    server: tuple[str, int], head: str
+) -> None:
+    """The rest of an unread body would be read and dropped for as long as it comes, with
+    no timer running: a client sending a byte now and then held the connection for ever.
+    It is closed after the answer (half-closed at once, the client sees its end)."""
+    with _connect(server) as sock:
+        sock.sendall(f"{head}content-length: 100000\r\n\r\n".encode() + b"x" * 10)
+        answer = _read_head(sock)
+        answered = time.monotonic()
+        sock.settimeout(0.2)
+        closed = None
+        while time.monotonic() - answered < 8:  # past uvicorn's 5 s keep-alive timeout
+            try:
+                sock.sendall(b"x")
+                if sock.recv(65536) == b"":
+                    closed = time.monotonic()
+                    break
+            except TimeoutError:
+                continue
+            except OSError:  # reset once the linger is over
+                closed = time.monotonic()
+                break
+    assert answer.startswith((b"HTTP/1.1 415 ", b"HTTP/1.1 200 "))
+    assert closed is not None
+    assert closed - answered < 3
+
+
 def test_a_client_that_sends_its_whole_refused_body_still_gets_the_answer(
     server: tuple[str, int],
 ) -> None:
