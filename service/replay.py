@@ -1,11 +1,14 @@
 """Rebuild the normalized tables from the stored raw events (`python -m service replay`).
 
-Full replay empties every normalized table and re-derives it from `events` in one
-transaction (analysts see the old tables until the new ones are complete), a page at a
-time with the same batch writes as live ingestion (`pg_temp.apply_writes`). Handlers are
-order-independent, so the result equals what live ingestion produced. Quarantined events
-are retried; those that now normalize become `processed`, those that still fail keep (or
-get) their error. `--quarantined` retries only those, without touching anything else.
+Full replay empties every normalized table, keeping the rows `import` loaded (they come
+from export files, not from events), and re-derives the rest from `events` in one
+transaction, a page at a time with the same batch writes as live ingestion
+(`pg_temp.apply_writes`). Handlers are order-independent and imported rows follow the same
+newer-wins rule, so the result equals what live ingestion and the imports produced. The
+tables are locked meanwhile (TRUNCATE): analysts' queries and live batches wait for the
+replay, then see the new tables, never a mix. Quarantined events are retried; those that
+now normalize become `processed`, those that still fail keep (or get) their error.
+`--quarantined` retries only those, without touching anything else.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ import structlog
 
 from service.db import TRANSIENT, UNAVAILABLE, Connection, again_if_undone
 from service.events import DECODER, decode_failure
+from service.exports.importer import IMPORTED
+from service.exports.importer import TABLES as IMPORTED_TABLES
 from service.handlers import TRY_APPLY_WRITES, Meta, Writes, handler_failure
 from service.handlers._entities import REDACT_AFTER_STORE
 from service.routing import UNKNOWN, family_of, normalize
@@ -49,6 +54,18 @@ NORMALIZED_TABLES = (
     "segment_memberships", "validations", "reward_redemptions", "customer_rewards",
     "voucher_holders", "custom_events", "referrals", "loyalty_pending_points",
 )  # fmt: skip
+
+# Rows `import` loaded, set aside while a full replay empties their tables, then put back
+# for the events to apply over (newer wins, as it did live). Table names are our own.
+SET_IMPORTED_ASIDE = "".join(
+    f"CREATE TEMP TABLE _imported_{t} ON COMMIT DROP AS "  # noqa: S608
+    f"SELECT * FROM {t} WHERE last_event_id LIKE '{IMPORTED}%';"
+    for t in IMPORTED_TABLES.values()
+)
+PUT_IMPORTED_BACK = "".join(
+    f"INSERT INTO {t} SELECT * FROM _imported_{t}; DROP TABLE _imported_{t};"  # noqa: S608
+    for t in IMPORTED_TABLES.values()
+)
 
 UPDATE_STATUS = """
 UPDATE events AS e
@@ -105,7 +122,9 @@ async def _replay_once(
     report = Report()
     async with conn.transaction():
         if not quarantined_only:
-            await conn.execute(f"TRUNCATE {', '.join(NORMALIZED_TABLES)}")
+            await conn.execute(
+                SET_IMPORTED_ASIDE + f"TRUNCATE {', '.join(NORMALIZED_TABLES)};" + PUT_IMPORTED_BACK
+            )
         rows = await conn.fetch(SELECT_PAGE, EPOCH, "", not quarantined_only, PAGE)
         prepared = await _prepare_page(rows, redact_deleted=redact_deleted)
         while rows:

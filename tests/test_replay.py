@@ -12,6 +12,7 @@ import asyncio
 import copy
 import random
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from unittest.mock import patch
 
@@ -21,6 +22,7 @@ from structlog.testing import capture_logs
 
 from service import db
 from service import replay as replay_module
+from service.exports.importer import load
 from service.replay import NORMALIZED_TABLES, replay
 from tests.conftest import (
     WEBHOOK,
@@ -118,6 +120,33 @@ async def test_replay_rebuilds_exactly_what_live_ingestion_wrote_and_is_idempote
     assert await dump(conn) == live
     assert first.events == second.events == len(journey())
     assert first.quarantined == 0
+
+
+async def test_a_full_replay_keeps_the_rows_import_loaded(
+    client: httpx.AsyncClient, conn: db.Connection, tmp_path: Path
+) -> None:
+    """Imported history comes from no stored event: a full replay keeps it (it emptied
+    its tables), and the events apply over it as they did live, newer wins either way."""
+    paid = load_fixture("customer.order.paid") | {"created_at": "2024-06-01T00:00:00Z"}
+    paid["data"]["order"].update(id="ord_live", status="PAID")
+    await deliver(client, [compact_json(paid)])
+    path = tmp_path / "orders.csv"
+    path.write_text(
+        "ID,Status,Updated At\n"
+        "ord_live,CREATED,2024-05-01T00:00:00.000Z\n"
+        "ord_history,FULFILLED,2023-01-01T00:00:00.000Z\n"
+    )
+    await load(conn, "order", path)
+    before = await dump(conn)
+    orders = "SELECT id, status, last_event_id FROM orders ORDER BY id"
+    assert [tuple(r) for r in await conn.fetch(orders)] == [
+        ("ord_history", "FULFILLED", "import:orders.csv:3"),
+        ("ord_live", "PAID", paid["id"]),
+    ]
+
+    await replay(conn)
+
+    assert await dump(conn) == before
 
 
 async def test_replay_retries_quarantined_events_and_marks_the_recovered_processed(

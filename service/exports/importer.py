@@ -30,6 +30,8 @@ from service.handlers._sql import NEWER, update_when
 BATCH = 1000
 BEGINNING = datetime(1970, 1, 1, tzinfo=UTC)
 
+# What every imported row's `last_event_id` starts with (then `<file>:<line>`).
+IMPORTED = "import:"
 # Where each object's rows go, and the columns that time a row (first present wins).
 TABLES = {
     "order": "orders",
@@ -142,7 +144,7 @@ def _rows(p: Plan, reader: Iterator[list[str]], source: str) -> Iterator[list[An
             extra.append(_publication_id(named))
         if p.table in STUB_TABLES:
             extra.append(False)
-        extra += [_row_time(named), f"import:{source}:{line}"]
+        extra += [_row_time(named), f"{IMPORTED}{source}:{line}"]
         yield values + extra
 
 
