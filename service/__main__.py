@@ -58,6 +58,12 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     workers = args.workers or settings.workers
     if workers > 1:
         # Each worker imports the app factory; they share the port and the database.
+        structlog.get_logger("service").warning(
+            "metrics are per worker",
+            workers=workers,
+            detail="each GET /metrics reaches one worker: for whole counters run one worker "
+            "per container and scale containers (docs/operations.md)",
+        )
         os.environ["DATABASE_URL"] = url
         uvicorn.run("service.app:from_env", factory=True, workers=workers, **common)
         return 0
