@@ -38,7 +38,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     settings.require_signing()
     url = database_url(settings)
     host = args.host or settings.host
-    port = args.port or settings.port
+    port = settings.port if args.port is None else args.port  # 0: any free port
     structlog.get_logger("service").info(
         "starting", **{**settings.describe(), "host": host, "port": port}
     )

@@ -22,6 +22,7 @@ from typing import Any
 
 import structlog
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -211,6 +212,18 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+_HTTP_ERROR_KEYS = {404: "not_found", 405: "method_not_allowed"}
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own refusals (no such path, a method the path does not take) in the
+    same JSON shape as every other error."""
+    if not isinstance(exc, HTTPException):  # registered for HTTPException only
+        raise exc
+    key = _HTTP_ERROR_KEYS.get(exc.status_code, "http_error")
+    return error_response(exc.status_code, key, exc.detail, headers=exc.headers)
+
+
 async def healthz(request: Request) -> Response:
     """GET /healthz: the process is alive and serving."""
     return json_response({"status": "ok"})
@@ -298,7 +311,9 @@ def create_app(settings: Settings, database_url: str) -> Starlette:
             pool, state.pool = state.pool, None
             await pool.close()
 
-    app = ServiceApp(routes=routes, lifespan=lifespan)
+    app = ServiceApp(
+        routes=routes, lifespan=lifespan, exception_handlers={HTTPException: _http_error}
+    )
     app.state.service = state
     return app
 

@@ -544,3 +544,15 @@ def test_serving_processes_collect_less_often_but_still_free_cyclic_garbage() ->
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
+
+
+async def test_an_unknown_path_or_method_gets_a_json_error_like_every_other(
+    client: httpx.AsyncClient,
+) -> None:
+    """Starlette's own 404 and 405 were plain text; every error is JSON in one shape."""
+    missing = await client.get("/no-such-path")
+    wrong_method = await client.get(WEBHOOK)
+    assert (missing.status_code, missing.json()["key"]) == (404, "not_found")
+    assert (wrong_method.status_code, wrong_method.json()["key"]) == (405, "method_not_allowed")
+    assert wrong_method.headers["allow"] == "POST"
+    assert wrong_method.json()["code"] == 405
