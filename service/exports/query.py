@@ -260,6 +260,10 @@ def _value(key: str, op: str, kind: Kind, value: Any) -> Any:
         raise invalid_payload(f"Filter {key} {op} expects true or false, got {value!r}")
     if isinstance(value, dict | list):
         raise invalid_payload(f"Filter {key} {op} expects plain values, got {value!r}")
+    if value is None:  # str() would look for the text 'None'
+        raise invalid_payload(f"Filter {key} {op}: null is no value; use $is_unknown or $has_value")
+    if isinstance(value, bool):  # as JSON writes it, which metadata ->> reads back
+        return "true" if value else "false"
     return str(value)
 
 

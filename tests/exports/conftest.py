@@ -53,9 +53,11 @@ INSERT INTO customers (id, source_id, name, email, created_at, updated_at, metad
                        loyalty_points, birthdate, is_stub, last_event_at, last_event_id)
 VALUES
  ('cust_a', 'ann@example.com', 'Ann', 'ann@example.com', '2024-01-01T10:00:00Z',
-  '2024-01-05T10:00:00Z', '{"tier": "gold", "visits": 12}', 500, '1990-04-01', false, now(), 'e1'),
+  '2024-01-05T10:00:00Z', '{"tier": "gold", "visits": 12, "vip": true}', 500, '1990-04-01',
+  false, now(), 'e1'),
  ('cust_b', 'bob@example.com', 'Bob', 'bob@shop.test', '2024-02-01T10:00:00Z',
-  '2024-02-02T10:00:00Z', '{"tier": "silver", "city": "Oslo"}', 20, NULL, false, now(), 'e2'),
+  '2024-02-02T10:00:00Z', '{"tier": "silver", "city": "Oslo", "vip": false}', 20, NULL,
+  false, now(), 'e2'),
  ('cust_c', 'cid', 'Cy', NULL, '2024-03-01T10:00:00Z', NULL, NULL, NULL, NULL, true, now(), 'e3');
 INSERT INTO orders (id, source_id, created_at, status, amount, total_amount, customer_id,
                     metadata, is_stub, last_event_at, last_event_id)

@@ -62,9 +62,10 @@ async def test_fields_choose_the_columns_and_their_order(conn: db.Connection) ->
 async def test_metadata_expands_to_one_column_per_key_present(conn: db.Connection) -> None:
     await seed(conn)
     rows = await export_csv(conn, "customer", fields=["id", "metadata"], order="id")
-    assert rows[0] == ["ID", "metadata.city", "metadata.tier", "metadata.visits"]
-    assert rows[1:] == [["cust_a", "", "gold", "12"], ["cust_b", "Oslo", "silver", ""],
-                        ["cust_c", "", "", ""]]  # fmt: skip
+    assert rows[0] == ["ID", "metadata.city", "metadata.tier", "metadata.vip", "metadata.visits"]
+    assert rows[1:] == [["cust_a", "", "gold", "true", "12"],
+                        ["cust_b", "Oslo", "silver", "false", ""],
+                        ["cust_c", "", "", "", ""]]  # fmt: skip
 
 
 async def test_metadata_key_picks_one_property(conn: db.Connection) -> None:
@@ -145,6 +146,8 @@ def cond(**conditions: Any) -> dict[str, Any]:
         ("customer", {"metadata.tier": cond(**{"is": ["gold"]})}, ["cust_a"]),
         ("customer", {"metadata.visits": cond(more_than=[10])}, ["cust_a"]),
         ("customer", {"metadata.city": cond(has_value=[])}, ["cust_b"]),
+        ("customer", {"metadata.vip": cond(**{"is": [True]})}, ["cust_a"]),
+        ("customer", {"metadata.vip": cond(**{"in": [False]})}, ["cust_b"]),
         # junction
         ("order", {"junction": "or", "status": cond(**{"is": ["PAID"]}),
                    "amount": cond(more_than=[2000])}, ["ord_1", "ord_2"]),
@@ -170,6 +173,8 @@ async def test_each_filter_operator_selects_the_right_rows(
         ("order", {"filters": {"amount": cond(more_than=["lots"])}}, "invalid_payload", "lots"),
         ("order", {"filters": {"created_at": cond(after=["soon"])}}, "invalid_payload", "soon"),
         ("order", {"filters": {"junction": "xor"}}, "invalid_payload", "junction"),
+        ("order", {"filters": {"customer_id": cond(**{"is": [None]})}}, "invalid_payload",
+         "$is_unknown"),
         ("order", {"filters": {"status": {"no": "conditions"}}}, "invalid_payload", "status"),
         ("points_expiration", {"fields": ["metadata"]}, "invalid_export_fields", "metadata"),
     ],
