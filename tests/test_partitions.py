@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 from datetime import date
 
+import asyncpg
 import httpx
+import pytest
 
 from service import db, partitions
 from tests.conftest import WEBHOOK, compact_json, load_fixture, signed
@@ -75,6 +77,33 @@ async def test_an_event_committed_into_the_default_partition_during_maintenance_
     assert await partition_of(conn, "evcus_stray_before") == "events_2032_03"
     assert await partition_of(conn, "evcus_stray_during") == "events_2032_04"
     assert await conn.fetchval("SELECT count(*) FROM events_default") == 0
+
+
+async def test_maintenance_gives_up_rather_than_queue_live_inserts_behind_a_long_reader(
+    conn: db.Connection, database_url: str
+) -> None:
+    """Its lock request, waiting for a long query on `events` to end, would hold up every
+    insert queued behind it: after `lock_timeout` (2 s) it fails instead, and a later run
+    moves the strays."""
+    await conn.execute("""
+        INSERT INTO events (id, type, family, status, payload, received_at)
+        VALUES ('evcus_stray_reader', 'customer.created', 'customer', 'processed', '{}',
+                '2032-07-10T00:00:00Z')
+    """)
+    reader, maintainer = await db.connect(database_url), await db.connect(database_url)
+    try:
+        query = reader.transaction()
+        await query.start()
+        await reader.fetchval("SELECT count(*) FROM events")  # holds its lock till the end
+        with pytest.raises(asyncpg.LockNotAvailableError):
+            async with asyncio.timeout(20):
+                await partitions.maintain(maintainer)
+        await query.commit()
+        await partitions.maintain(maintainer)
+    finally:
+        await reader.close()
+        await maintainer.close()
+    assert await partition_of(conn, "evcus_stray_reader") == "events_2032_07"
 
 
 async def test_retention_drops_old_months_and_their_retries_stay_duplicates(

@@ -9,10 +9,16 @@ table, then deleted them, in two statements with two snapshots and no lock betwe
 event committed into the default partition in between (a month without its partition yet,
 the case the function exists for) was deleted without being copied. Its raw row was lost,
 and its id, kept in `event_ids`, answered every retry as a duplicate. Now the function
-locks `events` against writes before it moves anything (the parent first, as every insert
-takes it, so no lock cycle with a live batch), and moves the rows with one
-DELETE ... RETURNING. Live batches wait while strays move, as they already waited for the
-new partitions' creation.
+locks `events` before it moves anything, in the mode creating a partition needs anyway
+(ACCESS EXCLUSIVE, taken once: a weaker lock upgraded later could close a cycle with a
+replay that read `events` and then updates it), the parent first as every insert takes
+it, and moves the rows with one DELETE ... RETURNING. Live batches wait while strays
+move, as they already waited for a partition's creation.
+
+It also waits at most 2 s for its locks (`lock_timeout`): a lock request waiting behind a
+long reader of `events` (an analyst's query, an export) holds up every insert queued
+behind it, so live deliveries would wait as long as that query runs. It fails instead
+(logged); the next hourly run tries again, and partitions are made three months ahead.
 """
 
 import importlib.util
@@ -27,7 +33,7 @@ depends_on = None
 
 MAINTAIN_PARTITIONS = """
 CREATE OR REPLACE FUNCTION maintain_event_partitions(months_ahead integer DEFAULT 3)
-RETURNS void LANGUAGE plpgsql AS $$
+RETURNS void LANGUAGE plpgsql SET lock_timeout = '2s' AS $$
 DECLARE
     month date := date_trunc('month', now())::date;
     last date := (date_trunc('month', now()) + make_interval(months => months_ahead))::date;
@@ -37,7 +43,7 @@ BEGIN
     SELECT EXISTS (SELECT FROM events_default) INTO strays;
     IF strays THEN
         -- No insert can land in the default partition while its rows move back out.
-        LOCK TABLE events IN SHARE ROW EXCLUSIVE MODE;
+        LOCK TABLE events IN ACCESS EXCLUSIVE MODE;
         CREATE TEMP TABLE _stray_events (LIKE events) ON COMMIT DROP;
         WITH moved AS (DELETE FROM events_default RETURNING *)
         INSERT INTO _stray_events SELECT * FROM moved;
