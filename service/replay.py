@@ -56,15 +56,22 @@ NORMALIZED_TABLES = (
 )  # fmt: skip
 
 # Rows `import` loaded, set aside while a full replay empties their tables, then put back
-# for the events to apply over (newer wins, as it did live). Table names are our own.
+# for the events to apply over (newer wins, as it did live). With an imported order go the
+# items it holds: an import carries none, and an order an import made newer keeps the
+# items an earlier event gave it (an older event replayed over it writes none). Table
+# names are our own.
+_IMPORTED = f"last_event_id LIKE '{IMPORTED}%'"
+_SET_ASIDE = {
+    **{t: f"SELECT * FROM {t} WHERE {_IMPORTED}" for t in IMPORTED_TABLES.values()},  # noqa: S608
+    "order_items": f"SELECT i.* FROM order_items i JOIN orders o ON o.id = i.order_id "  # noqa: S608
+    f"WHERE o.{_IMPORTED}",
+}
 SET_IMPORTED_ASIDE = "".join(
-    f"CREATE TEMP TABLE _imported_{t} ON COMMIT DROP AS "  # noqa: S608
-    f"SELECT * FROM {t} WHERE last_event_id LIKE '{IMPORTED}%';"
-    for t in IMPORTED_TABLES.values()
+    f"CREATE TEMP TABLE _imported_{t} ON COMMIT DROP AS {rows};" for t, rows in _SET_ASIDE.items()
 )
 PUT_IMPORTED_BACK = "".join(
     f"INSERT INTO {t} SELECT * FROM _imported_{t}; DROP TABLE _imported_{t};"  # noqa: S608
-    for t in IMPORTED_TABLES.values()
+    for t in _SET_ASIDE
 )
 
 UPDATE_STATUS = """

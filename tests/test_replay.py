@@ -126,23 +126,30 @@ async def test_a_full_replay_keeps_the_rows_import_loaded(
     client: httpx.AsyncClient, conn: db.Connection, tmp_path: Path
 ) -> None:
     """Imported history comes from no stored event: a full replay keeps it (it emptied
-    its tables), and the events apply over it as they did live, newer wins either way."""
-    paid = load_fixture("customer.order.paid") | {"created_at": "2024-06-01T00:00:00Z"}
-    paid["data"]["order"].update(id="ord_live", status="PAID")
-    await deliver(client, [compact_json(paid)])
+    its tables), and the events apply over it as they did live, newer wins either way;
+    an order an import made newer keeps the items its event gave it."""
+    for order_id, at in (("ord_live", "2024-06-01T00:00:00Z"),
+                         ("ord_imported_later", "2024-01-01T00:00:00Z")):  # fmt: skip
+        paid = load_fixture("customer.order.paid") | {"id": f"evcus_{order_id}", "created_at": at}
+        paid["data"]["order"].update(id=order_id, status="PAID")
+        await deliver(client, [compact_json(paid)])
     path = tmp_path / "orders.csv"
     path.write_text(
         "ID,Status,Updated At\n"
         "ord_live,CREATED,2024-05-01T00:00:00.000Z\n"
+        "ord_imported_later,FULFILLED,2024-09-01T00:00:00.000Z\n"
         "ord_history,FULFILLED,2023-01-01T00:00:00.000Z\n"
     )
     await load(conn, "order", path)
     before = await dump(conn)
     orders = "SELECT id, status, last_event_id FROM orders ORDER BY id"
     assert [tuple(r) for r in await conn.fetch(orders)] == [
-        ("ord_history", "FULFILLED", "import:orders.csv:3"),
-        ("ord_live", "PAID", paid["id"]),
+        ("ord_history", "FULFILLED", "import:orders.csv:4"),
+        ("ord_imported_later", "FULFILLED", "import:orders.csv:3"),
+        ("ord_live", "PAID", "evcus_ord_live"),
     ]
+    items = "SELECT count(*) FROM order_items WHERE order_id = 'ord_imported_later'"
+    assert await conn.fetchval(items) > 0
 
     await replay(conn)
 
