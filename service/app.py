@@ -101,8 +101,8 @@ async def receive_webhook(request: Request) -> Response:
         return finish(response, "refused", reason=key)
 
     refusal = _precheck(request, settings)
-    if refusal is not None:
-        return refuse(*refusal)
+    if refusal is not None:  # a body still coming is left unread: say the connection closes
+        return refuse(*refusal, close=BODY_RECEIVED not in request.scope)
     # A body already in (`BODY_RECEIVED`, set by our HTTP protocol) cannot trickle.
     waiting = (
         _NO_TIMER
