@@ -17,7 +17,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from service import auth
-from service.db import UNAVAILABLE, Pool
+from service.db import UNAVAILABLE, Connection, Pool
 from service.exports import jobs
 from service.exports.query import InvalidExport
 from service.responses import error_response, json_response, unavailable
@@ -136,6 +136,7 @@ async def list_exports(request: Request) -> Response:
             total = (
                 rows[0]["total"] if rows else await conn.fetchval("SELECT count(*) FROM exports")
             )
+            rows = [await _with_live_link(conn, r, _ttl(request)) for r in rows]
     except UNAVAILABLE:
         return unavailable(_state(request).settings)
     base = _base_url(request)
@@ -156,10 +157,8 @@ async def get_export(request: Request) -> Response:
     try:
         async with _pool(request).acquire() as conn:
             row = await conn.fetchrow(jobs.SELECT_EXPORT, export_id)
-            if row is not None and token is None and row["token_expires_at"] <= datetime.now(UTC):
-                # The link in result.url always works for a full TTL from when it is read.
-                row = await conn.fetchrow(jobs.RENEW_TOKEN, export_id, jobs.new_token(),
-                                          _ttl(request)) or row  # fmt: skip
+            if row is not None and token is None:
+                row = await _with_live_link(conn, row, _ttl(request))
     except UNAVAILABLE:
         return unavailable(_state(request).settings)
     if row is None:
@@ -167,6 +166,16 @@ async def get_export(request: Request) -> Response:
     if token is None:
         return json_response(export_body(row, _base_url(request)))
     return _download(request, row, token)
+
+
+async def _with_live_link(conn: Connection, row: asyncpg.Record, ttl: timedelta) -> Any:
+    """The export, its download token renewed if expired: the link in result.url (of one
+    export or of the list) always works for a full TTL from when it is read. Another
+    request may renew it first: its token is then read back."""
+    if row["token_expires_at"] > datetime.now(UTC):
+        return row
+    renewed = await conn.fetchrow(jobs.RENEW_TOKEN, row["id"], jobs.new_token(), ttl)
+    return renewed or await conn.fetchrow(jobs.SELECT_EXPORT, row["id"]) or row
 
 
 def _download(request: Request, row: asyncpg.Record, token: str) -> Response:

@@ -48,10 +48,12 @@ LIST_ORDERS = {
 }
 DELETE_EXPORT = "DELETE FROM exports WHERE id = $1 RETURNING id"
 
-# Take the oldest scheduled job, or one whose worker stopped renewing its lease.
+# Take the oldest scheduled job, or one whose worker stopped renewing its lease. `claim`
+# ($2) names this attempt: the statements below act only while it is the one stored, so
+# a worker that lost the job to another (its lease ran out) can no longer write to it.
 CLAIM_NEXT = """
 UPDATE exports SET status = 'IN_PROGRESS', started_at = now(),
-                   lease_until = now() + $1::interval, error = NULL
+                   lease_until = now() + $1::interval, error = NULL, claim = $2
 WHERE id = (
     SELECT id FROM exports
     WHERE status = 'SCHEDULED' OR (status = 'IN_PROGRESS' AND lease_until < now())
@@ -61,18 +63,32 @@ WHERE id = (
 )
 RETURNING *
 """
-RENEW_LEASE = "UPDATE exports SET lease_until = now() + $2::interval WHERE id = $1"
+RENEW_LEASE = """
+UPDATE exports SET lease_until = now() + $3::interval WHERE id = $1 AND claim = $2
+RETURNING id
+"""
 FINISH = """
 UPDATE exports SET status = 'DONE', finished_at = now(), lease_until = NULL,
-                   row_count = $2, byte_count = $3
-WHERE id = $1
+                   row_count = $3, byte_count = $4
+WHERE id = $1 AND claim = $2
 """
 FAIL = """
-UPDATE exports SET status = 'ERROR', finished_at = now(), lease_until = NULL, error = $2
-WHERE id = $1
+UPDATE exports SET status = 'ERROR', finished_at = now(), lease_until = NULL, error = $3
+WHERE id = $1 AND claim = $2
 """
-DELETE_CHUNKS = "DELETE FROM export_chunks WHERE export_id = $1"
-INSERT_CHUNK = "INSERT INTO export_chunks (export_id, seq, data) VALUES ($1, $2, $3)"
+# A new attempt starts from no chunks; 0 when the claim is not ours (nothing deleted).
+DELETE_CHUNKS = """
+WITH ours AS (SELECT id FROM exports WHERE id = $1 AND claim = $2 FOR SHARE),
+     gone AS (DELETE FROM export_chunks WHERE export_id IN (SELECT id FROM ours))
+SELECT count(*) FROM ours
+"""
+# The claim is checked under a lock on the job's row, which a new claim must wait for: a
+# chunk is written before a takeover (and the new worker deletes it) or not at all.
+INSERT_CHUNK = """
+INSERT INTO export_chunks (export_id, seq, data)
+SELECT id, $3, $4 FROM exports WHERE id = $1 AND claim = $2 FOR SHARE
+RETURNING seq
+"""
 SELECT_CHUNK = "SELECT data FROM export_chunks WHERE export_id = $1 AND seq = $2"
 RENEW_TOKEN = """
 UPDATE exports SET token = $2, token_expires_at = now() + $3::interval
@@ -120,9 +136,15 @@ def export_of(row: asyncpg.Record) -> Export:
 
 
 async def stream_csv(
-    conn: Connection, export: Export, sink: Callable[[bytes], Awaitable[None]]
+    conn: Connection,
+    export: Export,
+    sink: Callable[[bytes], Awaitable[None]],
+    *,
+    query_seconds: float | None = None,
 ) -> int:
-    """Write the export as CSV to `sink`, about a megabyte per call; returns the row count."""
+    """Write the export as CSV to `sink`, about a megabyte per call; returns the row count.
+    `query_seconds`: the limit for each of the export's queries (None: the
+    connection's)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     rows = 0
@@ -135,9 +157,20 @@ async def stream_csv(
             await sink(data)
 
     async with conn.transaction(isolation="repeatable_read", readonly=True):
-        query, args, headers = await select(conn, export)
+        try:
+            query, args, headers = await select(conn, export, query_seconds=query_seconds)
+        except TimeoutError as exc:
+            raise QueryTooSlow(query_seconds) from exc
         writer.writerow(headers)
-        async for record in conn.cursor(query, *args, prefetch=CURSOR_PREFETCH):
+        cursor = conn.cursor(query, *args, prefetch=CURSOR_PREFETCH, timeout=query_seconds)
+        records = aiter(cursor)
+        while True:
+            try:
+                record = await anext(records)
+            except StopAsyncIteration:
+                break
+            except TimeoutError as exc:  # the sink's own time-outs pass as they are
+                raise QueryTooSlow(query_seconds) from exc
             writer.writerow(record)
             rows += 1
             if buffer.tell() >= CHUNK_BYTES:
@@ -146,17 +179,39 @@ async def stream_csv(
     return rows
 
 
+class QueryTooSlow(Exception):  # noqa: N818 - reads as "raise QueryTooSlow"
+    """An export's query ran past its limit: the export fails (ERROR), rather than being
+    taken for an unreachable Postgres and taken up again and again."""
+
+    def __init__(self, seconds: float | None) -> None:
+        limit = "its time limit" if seconds is None else f"{seconds:g} s"
+        super().__init__(f"a query of the export ran over {limit}; narrow its filters")
+
+
+# An export's query may sort or scan a large table before its first row: the pool's 30 s
+# per query ended it as if Postgres were down, and the job was taken up again and again.
+# A query still running after this fails the job (QueryTooSlow).
+EXPORT_QUERY_SECONDS = 3600.0
+
+
+class LeaseLost(Exception):  # noqa: N818 - reads as "raise LeaseLost"
+    """Another worker claimed the job: this one stops without touching it."""
+
+
 @dataclass
 class ExportRunner:
     """Produces scheduled exports in the background, one at a time per process.
 
-    Any replica may take any job: claiming uses SKIP LOCKED, and a lease that is renewed
-    while the job runs lets another worker take over a job whose process died.
+    Any replica may take any job: claiming uses SKIP LOCKED, and a lease renewed every
+    third of its length while the job runs lets another worker take over a job whose
+    process died. Each claim is named (`claim`), and a worker writes to its job only
+    while its claim holds (see CLAIM_NEXT).
     """
 
     pool: Pool
     lease: timedelta = timedelta(seconds=60)
     poll_seconds: float = 2.0
+    query_seconds: float = EXPORT_QUERY_SECONDS
 
     def __post_init__(self) -> None:
         self._wake = asyncio.Event()
@@ -177,41 +232,73 @@ class ExportRunner:
 
     async def run_once(self) -> bool:
         """Claim and produce one job; False when there was none."""
+        claim = secrets.token_hex(8)
         async with self.pool.acquire() as conn:
-            job = await conn.fetchrow(CLAIM_NEXT, self.lease)
+            job = await conn.fetchrow(CLAIM_NEXT, self.lease, claim)
         if job is None:
             return False
         export_id = job["id"]
         try:
-            rows, size = await self._produce(job)
+            rows, size = await self._produce_leased(job, claim)
+        except LeaseLost:
+            log.warning("export taken over by another worker", export_id=export_id)
+            return True
         except UNAVAILABLE:
             raise  # the lease runs out and the job is taken up again
         except Exception as exc:  # noqa: BLE001 - a failed export reports ERROR, the runner goes on
             log.warning("export failed", export_id=export_id, error=str(exc))
             async with self.pool.acquire() as conn:
-                await conn.execute(FAIL, export_id, f"{type(exc).__name__}: {exc}")
+                await conn.execute(FAIL, export_id, claim, f"{type(exc).__name__}: {exc}")
             return True
         async with self.pool.acquire() as conn:
-            await conn.execute(FINISH, export_id, rows, size)
+            await conn.execute(FINISH, export_id, claim, rows, size)
         log.info("export done", export_id=export_id, rows=rows, bytes=size)
         return True
 
-    async def _produce(self, job: asyncpg.Record) -> tuple[int, int]:
+    async def _produce_leased(self, job: asyncpg.Record, claim: str) -> tuple[int, int]:
+        """`_produce`, with the lease renewed meanwhile; LeaseLost when another worker
+        took the job over (the production is then cancelled)."""
+        producing = asyncio.ensure_future(self._produce(job, claim))
+        renewing = asyncio.ensure_future(self._renew(job["id"], claim))
+        try:
+            await asyncio.wait({producing, renewing}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (renewing, producing):
+                if not task.done():
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await task
+        if producing.cancelled():
+            renewing.result()  # LeaseLost, or what made renewing fail
+            raise LeaseLost
+        return producing.result()
+
+    async def _renew(self, export_id: str, claim: str) -> None:
+        """Renew the lease every third of its length until cancelled; raises LeaseLost
+        when the job's claim is no longer ours."""
+        while True:
+            await asyncio.sleep(self.lease.total_seconds() / 3)
+            async with self.pool.acquire() as conn:
+                if await conn.fetchval(RENEW_LEASE, export_id, claim, self.lease) is None:
+                    raise LeaseLost
+
+    async def _produce(self, job: asyncpg.Record, claim: str) -> tuple[int, int]:
         export_id = job["id"]
         export = export_of(job)
         async with self.pool.acquire() as reader, self.pool.acquire() as writer:
-            await writer.execute(DELETE_CHUNKS, export_id)
+            if not await writer.fetchval(DELETE_CHUNKS, export_id, claim):
+                raise LeaseLost
             seq = 0
             size = 0
 
             async def store(data: bytes) -> None:
                 nonlocal seq, size
-                await writer.execute(INSERT_CHUNK, export_id, seq, data)
-                await writer.execute(RENEW_LEASE, export_id, self.lease)
+                if await writer.fetchval(INSERT_CHUNK, export_id, claim, seq, data) is None:
+                    raise LeaseLost
                 seq += 1
                 size += len(data)
 
-            rows = await stream_csv(reader, export, store)
+            rows = await stream_csv(reader, export, store, query_seconds=self.query_seconds)
         return rows, size
 
 

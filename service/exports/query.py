@@ -321,7 +321,9 @@ def _render(col: Column) -> str:
     }.get(col.kind, f"({sql})::text")
 
 
-async def metadata_keys(conn: Connection, export: Export) -> list[str]:
+async def metadata_keys(
+    conn: Connection, export: Export, *, query_seconds: float | None = None
+) -> list[str]:
     """The metadata keys present in the rows the export selects, sorted."""
     obj = export.obj
     params = Params()
@@ -331,7 +333,7 @@ async def metadata_keys(conn: Connection, export: Export) -> list[str]:
         f"FROM {obj.source} WHERE {condition} AND jsonb_typeof({obj.metadata}) = 'object' "
         "ORDER BY 1"
     )
-    return [r["key"] for r in await conn.fetch(query, *params.values)]
+    return [r["key"] for r in await conn.fetch(query, *params.values, timeout=query_seconds)]
 
 
 def _where_all(export: Export, params: Params) -> str:
@@ -342,16 +344,19 @@ def _where_all(export: Export, params: Params) -> str:
     return " AND ".join(parts)
 
 
-async def select(conn: Connection, export: Export) -> tuple[str, list[Any], list[str]]:
+async def select(
+    conn: Connection, export: Export, *, query_seconds: float | None = None
+) -> tuple[str, list[Any], list[str]]:
     """(SELECT, its parameters, CSV headers) for the export; `metadata` is expanded into
-    one `metadata.<key>` column per key present in the selected rows."""
+    one `metadata.<key>` column per key present in the selected rows (a query of its own,
+    given `query_seconds`)."""
     obj = export.obj
     columns: list[str] = []
     headers: list[str] = []
     params = Params()
     for name in export.fields:
         if name == "metadata" and obj.metadata is not None:
-            for key in await metadata_keys(conn, export):
+            for key in await metadata_keys(conn, export, query_seconds=query_seconds):
                 columns.append(f"({obj.metadata} ->> {params.add(key, 'text')})")
                 headers.append(f"metadata.{key}")
         elif name.startswith("metadata.") and name not in obj.fields:

@@ -128,6 +128,13 @@ async def test_a_wrong_or_expired_download_token_gets_401(
     fresh = sdk.get_export(created.id).result.url
     assert fresh != url
     assert httpx.get(fresh).status_code == 200
+    # So does listing the exports (the list once handed out the expired link).
+    await conn.execute("UPDATE exports SET token_expires_at = now() - interval '1 second'")
+    exports = sdk.list_exports().exports
+    assert exports
+    listed = exports[0].result.url
+    assert listed not in (url, fresh)
+    assert httpx.get(listed).status_code == 200
 
 
 def test_the_webhook_endpoint_ignores_api_keys(live: LiveServer) -> None:

@@ -1,0 +1,109 @@
+"""The export runner: one worker per job, a lease kept while it runs, slow queries end."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from service import db
+from service.exports import jobs
+from service.exports.jobs import CLAIM_NEXT, ExportRunner, LeaseLost
+from tests.exports.conftest import seed
+
+
+async def schedule(conn: db.Connection) -> str:
+    row = await jobs.create(conn, "order", {}, channel="API", app_id=None,
+                            token_ttl=timedelta(hours=1))  # fmt: skip
+    export_id: str = row["id"]
+    return export_id
+
+
+async def file_of(pool: db.Pool, export_id: str) -> bytes:
+    return b"".join([chunk async for chunk in jobs.chunks(pool, export_id)])
+
+
+async def test_a_worker_that_lost_its_job_to_another_writes_nothing_to_it(
+    conn: db.Connection, database_url: str
+) -> None:
+    """A's lease ran out (a stalled process) and B took the job over and finished it:
+    A can neither replace B's file nor end the job (it once deleted B's chunks and
+    wrote its own, and either could mark the job last)."""
+    await seed(conn)
+    export_id = await schedule(conn)
+    job = await conn.fetchrow(CLAIM_NEXT, timedelta(seconds=60), "claim-a")
+    assert job is not None
+    await conn.execute("UPDATE exports SET lease_until = now() - interval '1 s'")
+    pool = await db.create_pool(database_url, max_size=4)
+    try:
+        assert await ExportRunner(pool).run_once()  # B
+        finished = await file_of(pool, export_id)
+        stale = ExportRunner(pool)  # A, still at it
+        try:
+            await stale._produce(job, "claim-a")
+        except LeaseLost:
+            pass
+        else:
+            raise AssertionError("a worker without the claim wrote the file")
+        await conn.execute(jobs.FAIL, export_id, "claim-a", "too late")
+        assert await file_of(pool, export_id) == finished
+    finally:
+        await pool.close()
+    row = await conn.fetchrow("SELECT status, error, row_count FROM exports")
+    assert row is not None
+    assert (row["status"], row["error"], row["row_count"]) == ("DONE", None, 3)
+
+
+async def test_the_lease_is_kept_while_a_slow_query_runs(
+    conn: db.Connection, database_url: str
+) -> None:
+    """A query that takes longer than the lease before its first row (here it waits for a
+    lock on `orders`) does not let a second worker take the job: the lease is renewed on
+    a timer, not only as chunks are written."""
+    await seed(conn)
+    export_id = await schedule(conn)
+    blocker = await db.connect(database_url)
+    pool = await db.create_pool(database_url, max_size=6)
+    try:
+        held = blocker.transaction()
+        await held.start()
+        await blocker.execute("LOCK TABLE orders IN ACCESS EXCLUSIVE MODE")
+        lease = timedelta(seconds=0.6)
+        running = asyncio.create_task(ExportRunner(pool, lease=lease).run_once())
+        await asyncio.sleep(2.0)  # over three leases
+        try:
+            taken_over = await asyncio.wait_for(ExportRunner(pool, lease=lease).run_once(), 5)
+        except TimeoutError:  # it claimed the job and waits for the same lock
+            taken_over = True
+        await held.rollback()
+        assert await asyncio.wait_for(running, 30)
+    finally:
+        await blocker.close()
+        await pool.close()
+    assert not taken_over
+    row = await conn.fetchrow("SELECT status, row_count FROM exports WHERE id = $1", export_id)
+    assert row is not None
+    assert (row["status"], row["row_count"]) == ("DONE", 3)
+
+
+async def test_an_export_query_past_its_limit_fails_the_job(
+    conn: db.Connection, database_url: str
+) -> None:
+    """Past `query_seconds` the job is ERROR, with the reason: not taken for an
+    unreachable Postgres (the job stayed IN_PROGRESS and was taken up again and again)."""
+    await seed(conn)
+    export_id = await schedule(conn)
+    blocker = await db.connect(database_url)
+    pool = await db.create_pool(database_url, max_size=4)
+    try:
+        held = blocker.transaction()
+        await held.start()
+        await blocker.execute("LOCK TABLE orders IN ACCESS EXCLUSIVE MODE")
+        assert await asyncio.wait_for(ExportRunner(pool, query_seconds=0.5).run_once(), 30)
+        await held.rollback()
+    finally:
+        await blocker.close()
+        await pool.close()
+    row = await conn.fetchrow("SELECT status, error FROM exports WHERE id = $1", export_id)
+    assert row is not None
+    assert row["status"] == "ERROR"
+    assert "ran over 0.5 s" in row["error"]
