@@ -71,6 +71,7 @@ FINISH = """
 UPDATE exports SET status = 'DONE', finished_at = now(), lease_until = NULL,
                    row_count = $3, byte_count = $4
 WHERE id = $1 AND claim = $2
+RETURNING id
 """
 FAIL = """
 UPDATE exports SET status = 'ERROR', finished_at = now(), lease_until = NULL, error = $3
@@ -190,7 +191,8 @@ class QueryTooSlow(Exception):  # noqa: N818 - reads as "raise QueryTooSlow"
 
 # An export's query may sort or scan a large table before its first row: the pool's 30 s
 # per query ended it as if Postgres were down, and the job was taken up again and again.
-# A query still running after this fails the job (QueryTooSlow).
+# A round trip of the export's queries (its plan, the metadata keys, the first rows or
+# any later fetch) still waiting after this fails the job (QueryTooSlow).
 EXPORT_QUERY_SECONDS = 3600.0
 
 
@@ -251,8 +253,11 @@ class ExportRunner:
                 await conn.execute(FAIL, export_id, claim, f"{type(exc).__name__}: {exc}")
             return True
         async with self.pool.acquire() as conn:
-            await conn.execute(FINISH, export_id, claim, rows, size)
-        log.info("export done", export_id=export_id, rows=rows, bytes=size)
+            finished = await conn.fetchval(FINISH, export_id, claim, rows, size)
+        if finished is None:
+            log.warning("export taken over by another worker", export_id=export_id)
+        else:
+            log.info("export done", export_id=export_id, rows=rows, bytes=size)
         return True
 
     async def _produce_leased(self, job: asyncpg.Record, claim: str) -> tuple[int, int]:
@@ -263,14 +268,17 @@ class ExportRunner:
         try:
             await asyncio.wait({producing, renewing}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (renewing, producing):
-                if not task.done():
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await task
-        if producing.cancelled():
-            renewing.result()  # LeaseLost, or what made renewing fail
-            raise LeaseLost
+            # `asyncio.wait` raises none of their errors, and lets this task's own
+            # cancellation (shutdown) through.
+            pending = {task for task in (producing, renewing) if not task.done()}
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+        if renewing.done() and not renewing.cancelled():
+            if not producing.cancelled():
+                producing.exception()  # ended in the same turn: its outcome no longer counts
+            renewing.result()  # LeaseLost, or what made renewing fail (Postgres down)
         return producing.result()
 
     async def _renew(self, export_id: str, claim: str) -> None:

@@ -44,7 +44,10 @@ async def test_a_worker_that_lost_its_job_to_another_writes_nothing_to_it(
             pass
         else:
             raise AssertionError("a worker without the claim wrote the file")
-        await conn.execute(jobs.FAIL, export_id, "claim-a", "too late")
+        # Each of its writes, checked on its own: none lands.
+        assert await conn.fetchval(jobs.INSERT_CHUNK, export_id, "claim-a", 99, b"x") is None
+        assert await conn.fetchval(jobs.FINISH, export_id, "claim-a", 0, 0) is None
+        assert await conn.execute(jobs.FAIL, export_id, "claim-a", "too late") == "UPDATE 0"
         assert await file_of(pool, export_id) == finished
     finally:
         await pool.close()
@@ -67,9 +70,9 @@ async def test_the_lease_is_kept_while_a_slow_query_runs(
         held = blocker.transaction()
         await held.start()
         await blocker.execute("LOCK TABLE orders IN ACCESS EXCLUSIVE MODE")
-        lease = timedelta(seconds=0.6)
+        lease = timedelta(seconds=1.5)  # renewed every 0.5 s: a second of slack
         running = asyncio.create_task(ExportRunner(pool, lease=lease).run_once())
-        await asyncio.sleep(2.0)  # over three leases
+        await asyncio.sleep(5.0)  # over three leases
         try:
             taken_over = await asyncio.wait_for(ExportRunner(pool, lease=lease).run_once(), 5)
         except TimeoutError:  # it claimed the job and waits for the same lock
