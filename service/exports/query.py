@@ -185,9 +185,10 @@ def _condition(key: str, col: Column, op: str, values: list[Any], params: Params
               "$more_than_future", "$less_than_future"):  # fmt: skip
         days = params.add(_number(key, op, values[0]), "integer")
         day = f"({sql} AT TIME ZONE 'UTC')::date" if col.kind is Kind.TIME else sql
+        today = "(now() AT TIME ZONE 'UTC')::date"  # UTC, as the days compared (not the session's)
         return {
-            "$is_days_ago": f"({day} = current_date - {days})",
-            "$is_days_in_future": f"({day} = current_date + {days})",
+            "$is_days_ago": f"({day} = {today} - {days})",
+            "$is_days_in_future": f"({day} = {today} + {days})",
             "$more_than_ago": f"({sql} < now() - make_interval(days => {days}))",
             "$less_than_ago": f"({sql} BETWEEN now() - make_interval(days => {days}) AND now())",
             "$more_than_future": f"({sql} > now() + make_interval(days => {days}))",
@@ -198,10 +199,11 @@ def _condition(key: str, col: Column, op: str, values: list[Any], params: Params
     cast, target = _typed(col, sql)
     if (
         kind is Kind.TIME
-        and op in ("$in", "$is", "$not_in", "$is_not")
+        and op in ("$in", "$is", "$not_in", "$is_not", "$after", "$before")
         and all(isinstance(v, str) and len(v) == 10 for v in values)
     ):
-        # Bare dates match the whole UTC day.
+        # Bare dates stand for the whole UTC day: $is matches it, $after starts after it,
+        # $before ends before it (with midnight, $after a day included that day).
         kind, cast, target = Kind.DATE, "date", f"({sql} AT TIME ZONE 'UTC')::date"
     converted = [_value(key, op, kind, v) for v in values]
     if op in _COMPARE:

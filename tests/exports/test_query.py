@@ -125,6 +125,8 @@ def cond(**conditions: Any) -> dict[str, Any]:
         ("order", {"created_at": cond(after=["2024-01-02T12:00:00Z"],
                                       before=["2024-01-03T12:00:00Z"])}, ["ord_2"]),
         ("customer", {"created_at": cond(**{"is": ["2024-02-01"]})}, ["cust_b"]),
+        ("customer", {"created_at": cond(after=["2024-02-01"])}, ["cust_c"]),
+        ("customer", {"created_at": cond(before=["2024-02-01"])}, ["cust_a"]),
         ("customer", {"updated_at": cond(is_unknown=[])}, ["cust_c"]),
         ("customer", {"created_at": cond(more_than_ago=[30])}, ["cust_a", "cust_b", "cust_c"]),
         ("customer", {"created_at": cond(less_than_ago=[30])}, []),
@@ -209,3 +211,15 @@ def test_an_exported_object_of_the_wrong_type_is_a_400_not_a_crash(exported_obje
     with pytest.raises(InvalidExport) as raised:
         validate(exported_object, {})
     assert raised.value.key == "invalid_payload"
+
+
+@pytest.mark.parametrize("zone", ["Pacific/Kiritimati", "Etc/GMT+12"])  # UTC+14, UTC-12
+async def test_days_ago_counts_utc_days_whatever_the_sessions_time_zone(
+    conn: db.Connection, zone: str
+) -> None:
+    """A row created now is 0 days ago: the days compared are UTC days, and so is today
+    (it was the session's date: at any hour one of these zones is on another day)."""
+    await seed(conn)
+    await conn.execute("UPDATE customers SET created_at = now() WHERE id = 'cust_b'")
+    await conn.execute(f"SET TimeZone = '{zone}'")
+    assert await ids(conn, "customer", {"created_at": cond(is_days_ago=[0])}) == ["cust_b"]
