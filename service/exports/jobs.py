@@ -275,11 +275,14 @@ class ExportRunner:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending)
-        if renewing.done() and not renewing.cancelled():
+        renewed = None if not renewing.done() or renewing.cancelled() else renewing.exception()
+        if producing.cancelled() or isinstance(renewed, LeaseLost):
+            # Stopped by the renewal (or both ended in one turn and the job is not ours):
+            # LeaseLost, or what made the renewal fail (Postgres down).
             if not producing.cancelled():
-                producing.exception()  # ended in the same turn: its outcome no longer counts
-            renewing.result()  # LeaseLost, or what made renewing fail (Postgres down)
-        return producing.result()
+                producing.exception()  # retrieved: its outcome no longer counts
+            raise renewed or LeaseLost
+        return producing.result()  # a renewal failing as the file completed: the file stands
 
     async def _renew(self, export_id: str, claim: str) -> None:
         """Renew the lease every third of its length until cancelled; raises LeaseLost
