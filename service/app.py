@@ -100,15 +100,13 @@ async def receive_webhook(request: Request) -> Response:
         response = error_response(status, key, message, request_id=request_id, headers=headers)
         return finish(response, "refused", reason=key)
 
+    # Whether the whole body is in already (`BODY_RECEIVED`, set by our HTTP protocol).
+    body_in = BODY_RECEIVED in request.scope
     refusal = _precheck(request, settings)
     if refusal is not None:  # a body still coming is left unread: say the connection closes
-        return refuse(*refusal, close=BODY_RECEIVED not in request.scope)
-    # A body already in (`BODY_RECEIVED`, set by our HTTP protocol) cannot trickle.
-    waiting = (
-        _NO_TIMER
-        if request.scope.get(BODY_RECEIVED)
-        else asyncio.timeout(settings.body_timeout_seconds)
-    )
+        return refuse(*refusal, close=not body_in)
+    # A body already in cannot trickle: no timer.
+    waiting = _NO_TIMER if body_in else asyncio.timeout(settings.body_timeout_seconds)
     try:
         async with waiting:
             body = await _read_body(request, settings.max_body_bytes)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -750,42 +750,49 @@ async def test_a_full_object_and_a_copy_in_opposite_orders_do_not_deadlock(
     assert await conn.fetchval("SELECT count(*) FROM orders") == 3
 
 
+@asynccontextmanager
+async def undone_by_a_deadlock(
+    database_url: str,
+    write: Callable[[db.Connection, list[Prepared]], Coroutine[Any, Any, set[str]]],
+) -> AsyncIterator[tuple[asyncio.Task[set[str]], Transaction]]:
+    """Customers A and B stored; another session holds B, then `write` writes events 3 (A)
+    and 4 (B) on a session of its own, then the other session takes A: a cycle. The
+    write's session checks for a deadlock 3 s after it starts to wait, after the cycle
+    closed, so it is the side Postgres undoes. Yields the write's task and the other
+    session's transaction, which holds both rows until it is rolled back."""
+    other = await db.connect(database_url, server_settings={"deadlock_timeout": "60s"})
+    session = await db.connect(database_url, server_settings={"deadlock_timeout": "3s"})
+    try:
+        stored = prepared(customer_event(1, "cust_a", "2026-01-01T00:00:01Z"),
+                          customer_event(2, "cust_b", "2026-01-01T00:00:02Z"))  # fmt: skip
+        await commit(session, stored)
+        other_tx = other.transaction()
+        await other_tx.start()
+        await other.execute("SELECT FROM customers WHERE id = 'cust_b' FOR UPDATE")
+        batch = prepared(customer_event(3, "cust_a", "2026-02-01T00:00:03Z"),
+                         customer_event(4, "cust_b", "2026-02-01T00:00:04Z"))  # fmt: skip
+        writing: asyncio.Task[set[str]] = asyncio.create_task(write(session, batch))
+        await waiting_on_a_lock(other, session.get_server_pid())  # holds B, waits for A
+        async with asyncio.timeout(30):
+            # Granted only once the write is undone: the deadlock happened.
+            await other.execute("SELECT FROM customers WHERE id = 'cust_a' FOR UPDATE")
+        yield writing, other_tx
+    finally:
+        await other.close()
+        await session.close()
+
+
 async def test_a_batch_undone_by_a_deadlock_is_written_again(
     database_url: str, conn: db.Connection
 ) -> None:
     """Two batches never wait on each other in a cycle, but another session can close one
     with a batch (an operator's transaction locking rows in its own order): Postgres then
     undoes one side. When that is the batch, `commit` writes it again, whole."""
-    await commit(conn, prepared(customer_event(1, "cust_a", "2026-01-01T00:00:01Z"),
-                                customer_event(2, "cust_b", "2026-01-01T00:00:02Z")))  # fmt: skip
-    other = await db.connect(database_url, server_settings={"deadlock_timeout": "60s"})
-    # The batch's session checks for a deadlock 3 s after it starts to wait: after the
-    # cycle closes (the other session's second lock), so it is the one undone.
-    session = await db.connect(database_url, server_settings={"deadlock_timeout": "3s"})
-    try:
-        other_tx = other.transaction()
-        await other_tx.start()
-        await other.execute("SELECT FROM customers WHERE id = 'cust_b' FOR UPDATE")
-        batch = asyncio.create_task(
-            commit(
-                session,
-                prepared(
-                    customer_event(3, "cust_a", "2026-02-01T00:00:03Z"),
-                    customer_event(4, "cust_b", "2026-02-01T00:00:04Z"),
-                ),
-            )
-        )
-        await waiting_on_a_lock(other, session.get_server_pid())  # holds A, waits for B
-        async with asyncio.timeout(30):
-            # Granted only once the batch is undone: the deadlock happened.
-            await other.execute("SELECT FROM customers WHERE id = 'cust_a' FOR UPDATE")
-        assert not batch.done()  # written again, waiting for this session's locks
+    async with undone_by_a_deadlock(database_url, commit) as (batch, other_tx):
+        assert not batch.done()  # written again, waiting for the other session's locks
         await other_tx.rollback()
         async with asyncio.timeout(30):
             assert await batch == {"evcus_locks_3", "evcus_locks_4"}
-    finally:
-        await other.close()
-        await session.close()
     rows = await conn.fetch("SELECT id, name FROM customers")
     assert {r["id"]: r["name"] for r in rows} == {
         "cust_a": "Customer as of event 3",
@@ -801,27 +808,17 @@ async def test_a_batch_undone_by_deadlocks_attempt_after_attempt_gets_503_not_sp
     single events, which could be undone too and be quarantined though nothing is wrong
     with them."""
     monkeypatch.setattr(db, "TRANSIENT_ATTEMPTS", 1)
-    await commit(conn, prepared(customer_event(1, "cust_a", "2026-01-01T00:00:01Z"),
-                                customer_event(2, "cust_b", "2026-01-01T00:00:02Z")))  # fmt: skip
-    other = await db.connect(database_url, server_settings={"deadlock_timeout": "60s"})
-    session = await db.connect(database_url, server_settings={"deadlock_timeout": "3s"})
-    try:
-        other_tx = other.transaction()
-        await other_tx.start()
-        await other.execute("SELECT FROM customers WHERE id = 'cust_b' FOR UPDATE")
-        batch = prepared(customer_event(3, "cust_a", "2026-02-01T00:00:03Z"),
-                         customer_event(4, "cust_b", "2026-02-01T00:00:04Z"))  # fmt: skip
-        writing = asyncio.create_task(Writer(pool=None)._commit(batch, session))  # type: ignore[arg-type]
-        await waiting_on_a_lock(other, session.get_server_pid())
-        async with asyncio.timeout(30):
-            await other.execute("SELECT FROM customers WHERE id = 'cust_a' FOR UPDATE")
+    writer = Writer(pool=None)  # type: ignore[arg-type]  # _commit uses the connection given
+
+    async def write(conn: db.Connection, batch: list[Prepared]) -> set[str]:
+        new, _ = await writer._commit(batch, conn)
+        return new
+
+    async with undone_by_a_deadlock(database_url, write) as (writing, other_tx):
         await other_tx.rollback()
         with pytest.raises(asyncpg.exceptions.DeadlockDetectedError):
             async with asyncio.timeout(30):
                 await writing
-    finally:
-        await other.close()
-        await session.close()
     assert await conn.fetchval("SELECT count(*) FROM events WHERE id LIKE 'evcus_locks_%'") == 2
 
 

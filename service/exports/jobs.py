@@ -242,6 +242,9 @@ class ExportRunner:
         export_id = job["id"]
         try:
             rows, size = await self._produce_leased(job, claim)
+            async with self.pool.acquire() as conn:
+                if await conn.fetchval(FINISH, export_id, claim, rows, size) is None:
+                    raise LeaseLost
         except LeaseLost:
             log.warning("export taken over by another worker", export_id=export_id)
             return True
@@ -252,12 +255,7 @@ class ExportRunner:
             async with self.pool.acquire() as conn:
                 await conn.execute(FAIL, export_id, claim, f"{type(exc).__name__}: {exc}")
             return True
-        async with self.pool.acquire() as conn:
-            finished = await conn.fetchval(FINISH, export_id, claim, rows, size)
-        if finished is None:
-            log.warning("export taken over by another worker", export_id=export_id)
-        else:
-            log.info("export done", export_id=export_id, rows=rows, bytes=size)
+        log.info("export done", export_id=export_id, rows=rows, bytes=size)
         return True
 
     async def _produce_leased(self, job: asyncpg.Record, claim: str) -> tuple[int, int]:

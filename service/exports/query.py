@@ -184,7 +184,7 @@ def _condition(key: str, col: Column, op: str, values: list[Any], params: Params
     if op in ("$is_days_ago", "$is_days_in_future", "$more_than_ago", "$less_than_ago",
               "$more_than_future", "$less_than_future"):  # fmt: skip
         days = params.add(_number(key, op, values[0]), "integer")
-        day = f"({sql} AT TIME ZONE 'UTC')::date" if col.kind is Kind.TIME else sql
+        day = _utc_day(sql) if col.kind is Kind.TIME else sql
         today = "(now() AT TIME ZONE 'UTC')::date"  # UTC, as the days compared (not the session's)
         return {
             "$is_days_ago": f"({day} = {today} - {days})",
@@ -204,7 +204,7 @@ def _condition(key: str, col: Column, op: str, values: list[Any], params: Params
     ):
         # Bare dates stand for the whole UTC day: $is matches it, $after starts after it,
         # $before ends before it (with midnight, $after a day included that day).
-        kind, cast, target = Kind.DATE, "date", f"({sql} AT TIME ZONE 'UTC')::date"
+        kind, cast, target = Kind.DATE, "date", _utc_day(sql)
     converted = [_value(key, op, kind, v) for v in values]
     if op in _COMPARE:
         if col.kind is Kind.JSON:
@@ -239,6 +239,11 @@ def _typed(col: Column, sql: str) -> tuple[str, str]:
 def _json_number(sql: str) -> str:
     # Only numeric metadata values compare as numbers; anything else never matches.
     return f"(CASE WHEN {sql} ~ '^-?[0-9]+(\\.[0-9]+)?$' THEN ({sql})::numeric END)"
+
+
+def _utc_day(sql: str) -> str:
+    """The UTC date of a timestamptz expression."""
+    return f"({sql} AT TIME ZONE 'UTC')::date"
 
 
 def _value(key: str, op: str, kind: Kind, value: Any) -> Any:

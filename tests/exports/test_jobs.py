@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import timedelta
 
 from service import db
@@ -16,6 +18,20 @@ async def schedule(conn: db.Connection) -> str:
                             token_ttl=timedelta(hours=1))  # fmt: skip
     export_id: str = row["id"]
     return export_id
+
+
+@asynccontextmanager
+async def orders_locked(database_url: str) -> AsyncIterator[Callable[[], Awaitable[None]]]:
+    """A session holding `orders` (every order export's query waits for it) and a pool
+    for the runners; yields what releases the lock."""
+    blocker = await db.connect(database_url)
+    try:
+        held = blocker.transaction()
+        await held.start()
+        await blocker.execute("LOCK TABLE orders IN ACCESS EXCLUSIVE MODE")
+        yield held.rollback
+    finally:
+        await blocker.close()
 
 
 async def file_of(pool: db.Pool, export_id: str) -> bytes:
@@ -64,23 +80,20 @@ async def test_the_lease_is_kept_while_a_slow_query_runs(
     a timer, not only as chunks are written."""
     await seed(conn)
     export_id = await schedule(conn)
-    blocker = await db.connect(database_url)
     pool = await db.create_pool(database_url, max_size=6)
     try:
-        held = blocker.transaction()
-        await held.start()
-        await blocker.execute("LOCK TABLE orders IN ACCESS EXCLUSIVE MODE")
-        lease = timedelta(seconds=1.5)  # renewed every 0.5 s: a second of slack
-        running = asyncio.create_task(ExportRunner(pool, lease=lease).run_once())
-        await asyncio.sleep(5.0)  # over three leases
-        try:
-            taken_over = await asyncio.wait_for(ExportRunner(pool, lease=lease).run_once(), 5)
-        except TimeoutError:  # it claimed the job and waits for the same lock
-            taken_over = True
-        await held.rollback()
-        assert await asyncio.wait_for(running, 30)
+        async with orders_locked(database_url) as release:
+            lease = timedelta(seconds=1.5)  # renewed every 0.5 s: a second of slack
+            running = asyncio.create_task(ExportRunner(pool, lease=lease).run_once())
+            await asyncio.sleep(5.0)  # over three leases
+            try:
+                second = ExportRunner(pool, lease=lease).run_once()
+                taken_over = await asyncio.wait_for(second, 5)
+            except TimeoutError:  # it claimed the job and waits for the same lock
+                taken_over = True
+            await release()
+            assert await asyncio.wait_for(running, 30)
     finally:
-        await blocker.close()
         await pool.close()
     assert not taken_over
     row = await conn.fetchrow("SELECT status, row_count FROM exports WHERE id = $1", export_id)
@@ -95,16 +108,11 @@ async def test_an_export_query_past_its_limit_fails_the_job(
     unreachable Postgres (the job stayed IN_PROGRESS and was taken up again and again)."""
     await seed(conn)
     export_id = await schedule(conn)
-    blocker = await db.connect(database_url)
     pool = await db.create_pool(database_url, max_size=4)
     try:
-        held = blocker.transaction()
-        await held.start()
-        await blocker.execute("LOCK TABLE orders IN ACCESS EXCLUSIVE MODE")
-        assert await asyncio.wait_for(ExportRunner(pool, query_seconds=0.5).run_once(), 30)
-        await held.rollback()
+        async with orders_locked(database_url):
+            assert await asyncio.wait_for(ExportRunner(pool, query_seconds=0.5).run_once(), 30)
     finally:
-        await blocker.close()
         await pool.close()
     row = await conn.fetchrow("SELECT status, error FROM exports WHERE id = $1", export_id)
     assert row is not None
