@@ -138,7 +138,7 @@ async def receive_webhook(request: Request) -> Response:
         written = await state.writer.write(incoming)  # TimeoutError after the deadline
     except Saturated:
         return finish(unavailable(settings, request_id), "error", reason="queue full")
-    except (*db.UNAVAILABLE, *db.TRANSIENT) as exc:  # down, or undone attempt after attempt
+    except db.NOT_THE_EVENTS_FAULT as exc:
         return finish(
             unavailable(settings, request_id), "error", reason=f"{type(exc).__name__}: {exc}"
         )

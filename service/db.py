@@ -44,6 +44,11 @@ TRANSIENT: tuple[type[Exception], ...] = (
 )
 TRANSIENT_ATTEMPTS = 3
 
+# Not the event's fault, so never a reason to quarantine it: Postgres is down, or undid
+# the work attempt after attempt. Live deliveries get 503 (Voucherify retries); a replay
+# stops and is done again.
+NOT_THE_EVENTS_FAULT: tuple[type[BaseException], ...] = (*UNAVAILABLE, *TRANSIENT)
+
 
 async def again_if_undone(
     conn: Connection,

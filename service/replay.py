@@ -23,7 +23,7 @@ import asyncpg
 import msgspec
 import structlog
 
-from service.db import TRANSIENT, UNAVAILABLE, Connection, again_if_undone
+from service.db import NOT_THE_EVENTS_FAULT, UNAVAILABLE, Connection, again_if_undone
 from service.events import DECODER, decode_failure
 from service.exports.importer import IMPORTED
 from service.exports.importer import TABLES as IMPORTED_TABLES
@@ -227,7 +227,7 @@ async def _apply_page(conn: Connection, page: Page) -> list[Result]:
             try:
                 async with conn.transaction():
                     await w.apply(conn)
-            except (*UNAVAILABLE, *TRANSIENT):  # not the event's fault: the replay's
+            except NOT_THE_EVENTS_FAULT:  # the replay's
                 raise
             except Exception as exc:  # noqa: BLE001 - the error becomes the reason
                 outcome = (family, "quarantined", handler_failure(family, exc))

@@ -16,7 +16,8 @@ Guarantees:
   inside a batch are answered `duplicate` before the insert: retries, both wire shapes and
   racing deliveries leave exactly one row, whatever month it is stored in.
 - An event whose handler fails is stored quarantined in the same batch. A batch undone
-  by a concurrent one (a deadlock: `db.TRANSIENT`) is written again whole. If the batch
+  by a concurrent one (a deadlock: `db.TRANSIENT`) is written again whole, and undone on
+  every attempt its deliveries get 503, as when Postgres is down. If the batch
   fails in Postgres otherwise, its events are retried one by one, so one bad event cannot
   take others down; one that still fails is stored quarantined with the database's error.
 - The queue is bounded: when it is full the request is refused at once (503), and a
@@ -42,7 +43,7 @@ import asyncpg
 import msgspec
 import structlog
 
-from service.db import TRANSIENT, UNAVAILABLE, Connection, Pool, again_if_undone
+from service.db import NOT_THE_EVENTS_FAULT, Connection, Pool, again_if_undone
 from service.handlers import Meta, Writes, handler_failure
 from service.handlers._entities import REDACT_AFTER_STORE
 from service.intake import Incoming
@@ -369,9 +370,7 @@ class Writer:
         """(new event ids, events that could not be stored at all, with the error)."""
         try:
             return await commit(conn, batch, redact_deleted=self.redact_deleted), {}
-        except (*UNAVAILABLE, *TRANSIENT):
-            # Down, or undone by concurrent transactions attempt after attempt (`commit`
-            # writes a batch undone by one again): not the events' fault; 503, retried.
+        except NOT_THE_EVENTS_FAULT:  # `commit` already wrote a batch undone once again
             raise
         except Exception as exc:  # noqa: BLE001 - find the bad event below
             log.warning(
@@ -384,7 +383,7 @@ class Writer:
         for prepared in batch:
             try:
                 new |= await commit(conn, [prepared], redact_deleted=self.redact_deleted)
-            except (*UNAVAILABLE, *TRANSIENT):
+            except NOT_THE_EVENTS_FAULT:
                 raise
             except Exception as exc:  # noqa: BLE001 - isolate the bad event, keep the rest
                 # Its rows fail in Postgres: keep it raw, quarantined with the error.
@@ -392,7 +391,7 @@ class Writer:
                 prepared.writes = Writes()
                 try:
                     new |= await commit(conn, [prepared], redact_deleted=self.redact_deleted)
-                except (*UNAVAILABLE, *TRANSIENT):
+                except NOT_THE_EVENTS_FAULT:
                     raise
                 except Exception as raw_exc:  # noqa: BLE001 - not even the raw event fits
                     failed[prepared.incoming.event_id] = raw_exc
