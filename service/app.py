@@ -91,33 +91,28 @@ async def receive_webhook(request: Request) -> Response:
         )
         return response
 
-    def refuse(status: int, key: str, message: str, *, close: bool = False) -> Response:
-        # `close`: the body is left unread. Closed after the answer (by our protocol's
-        # lingering close), the connection neither reads a refused body to its end nor
-        # stays open while a slow client trickles it (each byte resets uvicorn's
-        # keep-alive timer).
-        headers = {"connection": "close"} if close else None
-        response = error_response(status, key, message, request_id=request_id, headers=headers)
+    # A refusal sent before the body is all in (the checks below, a 413 or 408 on the
+    # body) closes the connection: our HTTP protocol says so in its head and closes it.
+    def refuse(status: int, key: str, message: str) -> Response:
+        response = error_response(status, key, message, request_id=request_id)
         return finish(response, "refused", reason=key)
 
-    # Whether the whole body is in already (`BODY_RECEIVED`, set by our HTTP protocol).
-    body_in = BODY_RECEIVED in request.scope
     refusal = _precheck(request, settings)
-    if refusal is not None:  # a body still coming is left unread: say the connection closes
-        return refuse(*refusal, close=not body_in)
-    # A body already in cannot trickle: no timer.
-    waiting = _NO_TIMER if body_in else asyncio.timeout(settings.body_timeout_seconds)
+    if refusal is not None:
+        return refuse(*refusal)
+    # A body already in (`BODY_RECEIVED`, set by our HTTP protocol) cannot trickle.
+    in_already = BODY_RECEIVED in request.scope
+    waiting = _NO_TIMER if in_already else asyncio.timeout(settings.body_timeout_seconds)
     try:
         async with waiting:
             body = await _read_body(request, settings.max_body_bytes)
     except _BodyTooLargeError:
-        message = f"body over {settings.max_body_bytes} bytes"
-        return refuse(413, "payload_too_large", message, close=True)
+        return refuse(413, "payload_too_large", f"body over {settings.max_body_bytes} bytes")
     except ClientDisconnect:  # nobody to answer; the log line and metrics still say so
         return refuse(400, "client_disconnected", "the connection closed before the body came")
     except TimeoutError:
         message = f"body not received within {settings.body_timeout_seconds} s"
-        return refuse(408, "request_timeout", message, close=True)
+        return refuse(408, "request_timeout", message)
 
     if settings.webhook_secrets and not signing.verify(
         settings.webhook_secrets, body, request.headers.get(signing.SIGNATURE_HEADER)

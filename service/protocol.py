@@ -114,15 +114,16 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         super().on_headers_complete()
         # A HEAD response has no body write to carry its head: it goes out as it is.
         if self.cycle is not None and self.cycle.scope["method"] != "HEAD":
-            self.cycle.transport = cast(asyncio.Transport, HeadWithBody(self.transport))
+            head_with_body = HeadWithBody(self.transport, self.cycle.scope)
+            self.cycle.transport = cast(asyncio.Transport, head_with_body)
 
     def on_response_complete(self) -> None:
         # Answered before its request's body was all in (a refusal that left it unread, a
         # route that reads none): uvicorn would read and drop the rest for as long as it
         # comes, with no timer running (each read cancels the keep-alive timer, and no
         # head is awaited), so a client trickling bytes held the connection for ever.
-        # Closed instead. (A later pipelined request has its own cycle: this one's body
-        # is then all in.)
+        # Closed instead, as the answer's head said (`HeadWithBody`). (A later pipelined
+        # request has its own cycle: this one's body is then all in.)
         cycle = self.cycle
         if cycle is not None and cycle.response_complete and BODY_RECEIVED not in cycle.scope:
             self.close_lingering()
@@ -201,12 +202,16 @@ class HeadWithBody:
     """A response's view of the connection: uvicorn writes a response's head and its body
     in two writes, which on a TCP_NODELAY socket are two sends and two packets, waking the
     client twice. This holds the head until the first body write and sends both as one
-    (a webhook answer is one small body: half the sends). Interim 1xx heads pass at once."""
+    (a webhook answer is one small body: half the sends). Interim 1xx heads pass at once.
+    A response sent before its request's body was all in says `connection: close`, on
+    every route: the protocol closes that connection after it (`on_response_complete`),
+    and a pooled client should not send its next request into it."""
 
-    __slots__ = ("_head", "_passing", "_transport")
+    __slots__ = ("_head", "_passing", "_scope", "_transport")
 
-    def __init__(self, transport: asyncio.Transport) -> None:
+    def __init__(self, transport: asyncio.Transport, scope: Any) -> None:
         self._transport = transport
+        self._scope = scope  # the request's: BODY_RECEIVED once its body is all in
         self._head: bytes | None = None
         self._passing = False
 
@@ -217,13 +222,11 @@ class HeadWithBody:
             self._head = data
         else:
             self._passing = True
-            self._transport.write(self._head + data)
-            self._head = None
+            self._transport.write(self._final_head() + data)
 
     def close(self) -> None:
         if self._head is not None:  # a response that ended without a body
-            self._transport.write(self._head)
-            self._head = None
+            self._transport.write(self._final_head())
         # Through the connection's protocol (found from the transport: a reference held
         # here made each closed connection a reference cycle, left to the rarely run
         # cyclic collector; RSS crept 71 -> 74 MB over a soak), which lingers.
@@ -232,6 +235,12 @@ class HeadWithBody:
             protocol.close_lingering()
         else:  # the connection is gone already
             self._transport.close()
+
+    def _final_head(self) -> bytes:
+        head, self._head = self._head or b"", None
+        if BODY_RECEIVED in self._scope or b"\r\nconnection: close\r\n" in head.lower():
+            return head
+        return head[:-2] + b"connection: close\r\n\r\n"
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._transport, name)
