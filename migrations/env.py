@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 
+import asyncpg
 from alembic import context
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
@@ -15,13 +16,6 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 # Any constant shared by every replica; "vouchrfy" in ASCII.
 MIGRATION_LOCK_ID = 0x766F7563_68726679
-
-
-def _async_url(url: str) -> str:
-    for prefix in ("postgresql://", "postgres://"):
-        if url.startswith(prefix):
-            return "postgresql+asyncpg://" + url[len(prefix) :]
-    return url
 
 
 def _run(connection: Connection) -> None:
@@ -44,7 +38,11 @@ def _run(connection: Connection) -> None:
 
 async def _main() -> None:
     url = context.config.attributes["database_url"]
-    engine = create_async_engine(_async_url(url))
+    # asyncpg reads the URL itself, as the service does: SQLAlchemy would pass libpq's
+    # query options (`?sslmode=require`) to asyncpg.connect as arguments it refuses.
+    engine = create_async_engine(
+        "postgresql+asyncpg://", async_creator=lambda: asyncpg.connect(url)
+    )
     try:
         async with engine.connect() as connection:
             await connection.run_sync(_run)

@@ -315,7 +315,8 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("retention", help="drop months of raw events older than --keep-months")
-    p.add_argument("--keep-months", type=int, required=True, help="months to keep, this one too")
+    p.add_argument("--keep-months", type=_months, required=True,
+                   help="months to keep, this one too (at least 1)")  # fmt: skip
     p.add_argument("--yes", action="store_true", help="really drop (default: say what would go)")
     p.set_defaults(func=cmd_retention)
 
@@ -326,6 +327,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("file", help="path to a JSON body")
     p.set_defaults(func=cmd_sign)
     return root
+
+
+def _months(text: str) -> int:
+    months = int(text)
+    if months < 1:
+        raise argparse.ArgumentTypeError("at least 1: the current month is always kept")
+    return months
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -34,7 +34,7 @@ from service.exports import api as exports_api
 from service.exports.jobs import ExportRunner
 from service.intake import Rejected, parse
 from service.metrics import CONTENT_TYPE_LATEST, Metrics
-from service.migrate import head_revision
+from service.migrate import head_revision, older_revisions
 from service.openapi import SPEC
 from service.protocol import BODY_RECEIVED
 from service.responses import REQUEST_ID_HEADER, error_response, json_response, unavailable
@@ -223,18 +223,25 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    """GET /readyz: 200 only when Postgres answers and the schema is at the latest migration."""
+    """GET /readyz: 200 only when Postgres answers, lets this session store events, and
+    the schema is at this release's latest migration or past it. Past it is ready: the
+    next release's migration runs before its rollout, and the pods still serving must
+    stay in service (and a rollback must become ready)."""
     state: State = request.app.state.service
     if state.pool is None:
         return json_response({"status": "unavailable", "reason": "no pool"}, 503)
     try:
         async with asyncio.timeout(2), state.pool.acquire() as conn:
             revision = await db.schema_revision(conn)
+            writable = revision is not None and await db.can_write(conn)
     except db.UNAVAILABLE as exc:
         reason = f"database unreachable: {type(exc).__name__}"
         return json_response({"status": "unavailable", "reason": reason}, 503)
-    if revision != state.schema_head:
+    if revision is None or revision in older_revisions():
         reason = f"schema at {revision}, expected {state.schema_head}; run migrate"
+        return json_response({"status": "unavailable", "reason": reason}, 503)
+    if not writable:
+        reason = "database cannot store events: a standby, read-only, or no INSERT on events"
         return json_response({"status": "unavailable", "reason": reason}, 503)
     return json_response({"status": "ready", "schema": revision})
 

@@ -172,6 +172,20 @@ async def schema_revision(conn: Connection) -> str | None:
     return revision
 
 
+# Whether this session could store an event: not a standby, not read-only by default
+# (`default_transaction_read_only`), and allowed to insert into `events`.
+CAN_WRITE = """
+SELECT NOT pg_is_in_recovery()
+   AND current_setting('transaction_read_only') = 'off'
+   AND coalesce(has_table_privilege(to_regclass('events'), 'INSERT'), false)
+"""
+
+
+async def can_write(conn: Connection) -> bool:
+    writable: bool = await conn.fetchval(CAN_WRITE)
+    return writable
+
+
 # Errors that mean "this value cannot be stored", not "Postgres is down".
 REJECTED_VALUES: tuple[type[BaseException], ...] = (asyncpg.DataError,)
 

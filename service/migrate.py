@@ -33,8 +33,17 @@ def downgrade(database_url: str, revision: str) -> None:
 
 @cache
 def head_revision() -> str:
-    """The revision a ready database must be at."""
+    """This release's latest revision: a ready database is at it or past it."""
     head = ScriptDirectory.from_config(alembic_config("")).get_current_head()
     if head is None:
         raise RuntimeError(f"no migrations found in {MIGRATIONS}")
     return head
+
+
+@cache
+def older_revisions() -> frozenset[str]:
+    """This release's revisions before its head: a database at one of them is behind.
+    A revision this release does not know is a later release's (migrations run before a
+    rollout and stay compatible with the running release, docs/operations.md)."""
+    scripts = ScriptDirectory.from_config(alembic_config(""))
+    return frozenset(s.revision for s in scripts.walk_revisions()) - {head_revision()}

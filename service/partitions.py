@@ -44,7 +44,10 @@ async def keep_ready(pool: Pool, every_seconds: float = 3600) -> None:
 
 
 def months_to_drop(names: list[str], today: date, keep_months: int) -> list[str]:
-    """Monthly partitions entirely older than the last `keep_months` months (this one too)."""
+    """Monthly partitions entirely older than the last `keep_months` months (this one too).
+    Fewer than one would drop this month's events (and with 0 or less, months to come)."""
+    if keep_months < 1:
+        raise ValueError(f"keep_months must be at least 1 (this month), not {keep_months}")
     index = today.year * 12 + today.month - 1 - (keep_months - 1)
     cutoff = date(index // 12, index % 12 + 1, 1)
     old = []

@@ -18,11 +18,12 @@ import pytest
 from starlette.middleware.gzip import GZipMiddleware
 from structlog.testing import capture_logs
 
-from service import db
+from service import db, migrate
 from service.app import GC_THRESHOLDS, create_app, settle_heap
 from tests.conftest import (
     SECRET,
     WEBHOOK,
+    admin_sql,
     compact_json,
     envelope,
     fixture_types,
@@ -348,6 +349,43 @@ async def test_ready_only_when_the_schema_is_at_the_latest_migration(
     assert behind_answer.status_code == 503
     assert "run migrate" in behind_answer.json()["reason"]
     assert ready_answer.status_code == 200
+
+
+async def test_ready_past_this_release_and_not_ready_behind_it(create_database: Any) -> None:
+    """The next release migrates before its rollout: pods of this one stay ready (and a
+    rollback becomes ready) on a schema past their head; a schema behind it is not."""
+    url = create_database()
+    await asyncio.to_thread(migrate.upgrade, url)
+    app = create_app(settings(), url)
+    answers = []
+    async with AsyncExitStack() as stack:
+        client = await start_app(stack, app)
+        conn = await db.connect(url)
+        stack.push_async_callback(conn.close)
+        for revision in ("f00dfeedbeef", sorted(migrate.older_revisions())[0]):
+            await conn.execute("UPDATE alembic_version SET version_num = $1", revision)
+            answers.append(await client.get("/readyz"))
+    ahead, behind = answers
+    assert ahead.status_code == 200
+    assert ahead.json() == {"status": "ready", "schema": "f00dfeedbeef"}
+    assert behind.status_code == 503
+    assert "run migrate" in behind.json()["reason"]
+
+
+async def test_not_ready_on_a_database_that_cannot_store_events(
+    create_database: Any, server_url: str
+) -> None:
+    """A standby or a read-only database answers every query, but no event can be stored
+    there: the probe must say so rather than let deliveries fail behind a green probe."""
+    url = create_database()
+    await asyncio.to_thread(migrate.upgrade, url)
+    name = url.rsplit("/", 1)[1].partition("?")[0]
+    admin_sql(server_url, f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
+    async with AsyncExitStack() as stack:
+        client = await start_app(stack, create_app(settings(), url))
+        ready = await client.get("/readyz")
+    assert ready.status_code == 503
+    assert "cannot store events" in ready.json()["reason"]
 
 
 async def test_one_log_line_per_delivery_with_its_fields_and_no_secrets_or_payload(

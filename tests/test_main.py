@@ -151,6 +151,23 @@ def test_migrate_brings_an_empty_database_to_head(create_database: Callable[[], 
     assert schema_revision(url) == migrate.head_revision()
 
 
+def test_migrate_takes_the_url_serve_takes_with_libpq_options(
+    create_database: Callable[[], str],
+) -> None:
+    """Managed Postgres URLs carry options such as `?sslmode=require`: migrate must read
+    them as serve does (SQLAlchemy handed them to asyncpg.connect as arguments)."""
+    url = create_database() + "?sslmode=disable&application_name=vh-migrate"
+    result = run_cli("migrate", env=cli_env(DATABASE_URL=url))
+    assert result.returncode == 0, result.stderr
+    assert schema_revision(url) == migrate.head_revision()
+
+
+def test_retention_refuses_to_keep_fewer_than_one_month() -> None:
+    result = run_cli("retention", "--keep-months", "0", "--yes", env=cli_env())
+    assert result.returncode == 2
+    assert "at least 1" in result.stderr
+
+
 def test_sign_prints_the_signature_voucherify_would_send(tmp_path: Path) -> None:
     body = tmp_path / "event.json"
     body.write_text('{\n  "id": "evcus_1",\n  "type": "customer.created"\n}\n')

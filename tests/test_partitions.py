@@ -138,6 +138,13 @@ async def test_retention_drops_old_months_and_their_retries_stay_duplicates(
     assert retry.json()["outcome"] == "duplicate"
 
 
+@pytest.mark.parametrize("keep_months", [0, -2])
+def test_retention_never_drops_this_month_or_months_to_come(keep_months: int) -> None:
+    names = ["events_2026_11", "events_2026_12", "events_2027_01"]
+    with pytest.raises(ValueError, match="at least 1"):
+        partitions.months_to_drop(names, date(2026, 12, 15), keep_months)
+
+
 def test_months_to_drop_keeps_the_current_month_and_the_ones_before_it() -> None:
     names = ["events_2026_09", "events_2026_10", "events_2026_11", "events_2026_12",
              "events_default"]  # fmt: skip
