@@ -11,7 +11,7 @@ from datetime import datetime
 
 import msgspec
 
-from service.events import DECODER, HEAD_DECODER, Activity, decode_failure
+from service.events import DECODER, HEAD_DECODER, Activity, decode_failure, text
 from service.events.times import parse_time
 from service.routing import UNKNOWN, family_of
 
@@ -87,9 +87,9 @@ def parse(body: bytes) -> Incoming:
         body=body,
         event=event,
         decode_error=decode_error,
-        created_at=parse_time(head.event.created_at if head.event else None)
-        or parse_time(head.created_at),
-        group_id=(head.event.group_id if head.event else None) or head.group_id,
+        created_at=parse_time(text(head.event.created_at) if head.event else None)
+        or parse_time(text(head.created_at)),
+        group_id=(text(head.event.group_id) if head.event else None) or text(head.group_id),
         delivery_id=head.id if head.is_envelope else None,
-        project_id=head.project_id,
+        project_id=text(head.project_id),
     )

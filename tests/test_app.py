@@ -270,6 +270,33 @@ async def test_bodies_that_cannot_be_stored_get_a_json_error_and_store_nothing(
     assert await stored(conn) == []
 
 
+@pytest.mark.parametrize(
+    ("drift", "path"),
+    [
+        ({"created_at": 1700000000}, "$.created_at"),
+        ({"group_id": 123}, "$.group_id"),
+        ({"event": {"id": "evcus_drift_env", "entity_id": 5}}, "$.event.entity_id"),
+    ],
+)
+async def test_an_optional_outer_field_of_another_type_is_stored_quarantined_not_refused(
+    client: httpx.AsyncClient, conn: db.Connection, drift: dict[str, Any], path: str
+) -> None:
+    """With a usable id and type the event is kept (contract section 2: 422 only without
+    them): a 422 would have Voucherify retry and then drop it. The full decode names the
+    mismatch, so it is quarantined, visibly, and replayable once the decoder learns it."""
+    activity = load_fixture(ORDER_PAID) | {"id": "evcus_drift"} | drift
+    body = compact_json(activity)
+    response = await client.post(WEBHOOK, content=body, headers=signed(body))
+    assert response.status_code == 202
+    assert response.json()["outcome"] == "quarantined"
+    [row] = await stored(conn)
+    assert row["id"] == activity.get("event", {}).get("id", "evcus_drift")
+    assert row["status"] == "quarantined"
+    assert path in row["error"]
+    for column in drift.keys() & {"created_at", "group_id"}:
+        assert row[column] is None  # as if absent
+
+
 async def test_a_body_over_the_limit_is_refused_with_413(
     database_url: str, conn: db.Connection
 ) -> None:

@@ -27,7 +27,7 @@ from service.events import (
     validations,
     vouchers,
 )
-from service.events._base import Activity, EnvelopeEvent, EventData
+from service.events._base import Activity, EventData
 
 __all__ = [
     "DECODER",
@@ -36,7 +36,9 @@ __all__ = [
     "Activity",
     "EventData",
     "Head",
+    "HeadEvent",
     "decode_failure",
+    "text",
 ]
 
 EVENT_TYPES: tuple[type[Activity], ...] = (
@@ -65,15 +67,27 @@ def decode_failure(event_type: str, exc: msgspec.ValidationError) -> str:
     return f"data does not match {event_type}: {exc}"
 
 
+class HeadEvent(msgspec.Struct):
+    """The envelope's `event`, as far as storing needs it: its id. The rest are read if
+    they are text, else left out (`text`): a drifted type there must not cost the event,
+    which the full decode then stores quarantined with the mismatch named."""
+
+    id: str | None = None
+    created_at: object = None
+    group_id: object = None
+
+
 class Head(msgspec.Struct, kw_only=True):
-    """The outer fields of either wire shape; everything else is skipped unparsed."""
+    """The outer fields of either wire shape; everything else is skipped unparsed. Only
+    `id` and `type` must be text (contract section 2: 422 only without a usable id or
+    type); the optional fields are read if they are text (`text`)."""
 
     id: str | None = None
     type: str | None = None
-    created_at: str | None = None
-    group_id: str | None = None
-    project_id: str | None = None
-    event: EnvelopeEvent | None = None
+    created_at: object = None
+    group_id: object = None
+    project_id: object = None
+    event: HeadEvent | None = None
 
     @property
     def event_id(self) -> str | None:
@@ -85,6 +99,11 @@ class Head(msgspec.Struct, kw_only=True):
     @property
     def is_envelope(self) -> bool:
         return self.event is not None
+
+
+def text(value: object) -> str | None:
+    """An optional outer field: its value if it is text, else None (as if absent)."""
+    return value if isinstance(value, str) else None
 
 
 HEAD_DECODER = msgspec.json.Decoder(Head)
