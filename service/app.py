@@ -36,7 +36,7 @@ from service.intake import Rejected, parse
 from service.metrics import CONTENT_TYPE_LATEST, Metrics
 from service.migrate import head_revision, older_revisions
 from service.openapi import SPEC
-from service.protocol import BODY_RECEIVED
+from service.protocol import BODY_RECEIVED, HEAD_REFUSALS
 from service.responses import REQUEST_ID_HEADER, error_response, json_response, unavailable
 from service.writer import Outcome, Saturated, Writer
 
@@ -278,6 +278,7 @@ def create_app(settings: Settings, database_url: str) -> Starlette:
         metrics=Metrics(),
         schema_head=head_revision(),
     )
+    state.metrics.watch_head_refusals(HEAD_REFUSALS)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

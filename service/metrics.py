@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import (
     CollectorRegistry,
@@ -14,7 +14,9 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
 
@@ -67,6 +69,10 @@ class Metrics:
             registry=self.registry,
         )
 
+    def watch_head_refusals(self, counts: Mapping[int, int]) -> None:
+        """Requests the HTTP layer refused before their head was whole, read at scrape."""
+        self.registry.register(_HeadRefusals(counts))
+
     def observe_batch(self, events: int, seconds: float) -> None:
         self.batch_events.observe(events)
         self.batch_seconds.observe(seconds)
@@ -89,3 +95,19 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _HeadRefusals(Collector):
+    def __init__(self, counts: Mapping[int, int]) -> None:
+        self.counts = counts
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "voucherify_http_head_refusals",
+            "Requests refused before their head was whole (408: too slow, 431: too large); "
+            "not deliveries: no path or event was read.",
+            labels=["status"],
+        )
+        for status in (408, 431):  # both series always, so rate() starts from zero
+            family.add_metric([str(status)], self.counts.get(status, 0))
+        yield family

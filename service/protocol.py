@@ -14,6 +14,7 @@ before its request's body was all in is closed too: nothing else would time the 
 from __future__ import annotations
 
 import asyncio
+import collections
 import functools
 from http import HTTPStatus
 from typing import Any, cast
@@ -35,6 +36,10 @@ LINGER_SECONDS = 2.0
 # comes in the same read as its head, before the app runs: the app then reads it without
 # arming a body timer (an `asyncio.timeout` per request; docs/performance.md).
 BODY_RECEIVED = "voucherify.body_received"
+
+# Requests this process refused before their head was whole (408, 431), by status: no
+# path or event yet, so they are not deliveries; /metrics shows them beside them.
+HEAD_REFUSALS: collections.Counter[int] = collections.Counter()
 
 
 class BoundedHttpProtocol(HttpToolsProtocol):
@@ -173,6 +178,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         )
         self.transport.write(head.encode("ascii") + body)
         self.close_lingering()
+        HEAD_REFUSALS[status] += 1
         client = f"{self.client[0]}:{self.client[1]}" if self.client else None
         log.warning("request refused", status=status, key=key, reason=message, client=client)
 

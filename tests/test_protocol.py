@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import re
 import select
 import socket
 import time
 from collections.abc import Iterator
 
+import httpx
 import pytest
 import uvicorn
 from starlette.types import Receive, Scope, Send
@@ -129,10 +131,21 @@ def test_a_connection_that_sends_nothing_is_closed(server: tuple[str, int]) -> N
     assert HEADER_TIMEOUT - 0.01 <= closed - started < HEADER_TIMEOUT + 5
 
 
+def _head_refusals(server: tuple[str, int], status: int) -> float:
+    """The server's count of heads refused with `status`, from its /metrics."""
+    text = httpx.get(f"http://{server[0]}:{server[1]}/metrics", timeout=5).text
+    match = re.search(rf'^voucherify_http_head_refusals_total{{status="{status}"}} (\S+)$',
+                      text, re.M)  # fmt: skip
+    assert match, "no voucherify_http_head_refusals_total series"
+    return float(match[1])
+
+
 def test_an_endless_header_gets_431_without_waiting_for_its_end(
     server: tuple[str, int],
 ) -> None:
-    """httptools would buffer one header value for ever; the head is cut at the limit."""
+    """httptools would buffer one header value for ever; the head is cut at the limit,
+    and counted in /metrics (no path was read: it is not a delivery)."""
+    before = _head_refusals(server, 431)
     with _connect(server) as sock:
         sock.sendall(f"POST {WEBHOOK} HTTP/1.1\r\nhost: test\r\nx-big: ".encode())
         sent = 0
@@ -144,6 +157,7 @@ def test_an_endless_header_gets_431_without_waiting_for_its_end(
     assert status == 431
     assert body["key"] == "headers_too_large"
     assert sent < 50 * MAX_HEADER_BYTES
+    assert _head_refusals(server, 431) == before + 1
 
 
 def test_an_oversized_head_behind_a_pipelined_request_lets_its_answer_out_first(
