@@ -104,6 +104,9 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
 
     try:
         report = asyncio.run(run())
+    except replay.EventsDropped as exc:
+        print(f"error: nothing changed: {exc}", file=sys.stderr)
+        return 1
     except db.REFUSED_OR_UNAVAILABLE as exc:  # one transaction: all or none
         print(f"error: replay undone, nothing changed: {type(exc).__name__}: {exc}",
               file=sys.stderr)  # fmt: skip

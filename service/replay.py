@@ -8,7 +8,9 @@ newer-wins rule, so the result equals what live ingestion and the imports produc
 tables are locked meanwhile (TRUNCATE): analysts' queries and live batches wait for the
 replay, then see the new tables, never a mix. Quarantined events are retried; those that
 now normalize become `processed`, those that still fail keep (or get) their error.
-`--quarantined` retries only those, without touching anything else.
+`--quarantined` retries only those, without touching anything else. A full replay
+refuses (`EventsDropped`) once `retention` has dropped months: it would lose the rows
+only their events had made.
 """
 
 from __future__ import annotations
@@ -46,6 +48,26 @@ LIMIT $4
 """
 
 COUNT = "SELECT count(*) FROM events WHERE $1 OR status = 'quarantined' OR family = 'unknown'"
+
+# Events whose ids were stored but whose rows are gone: months `retention` dropped.
+DROPPED_EVENTS = """
+SELECT count(*) FROM event_ids i
+WHERE NOT EXISTS (SELECT FROM events e WHERE e.id = i.id AND e.received_at = i.received_at)
+"""
+
+
+class EventsDropped(Exception):  # noqa: N818 - reads as "raise EventsDropped"
+    """A full replay would lose the rows that events no longer stored had made."""
+
+    def __init__(self, dropped: int) -> None:
+        super().__init__(
+            f"{dropped} stored events are gone (months dropped by `retention`): a full "
+            "replay empties the tables and would lose every row only they had made. Restore "
+            "the archived months into `events` first (docs/operations.md); `replay "
+            "--quarantined` works without them"
+        )
+        self.dropped = dropped
+
 
 # Every table the handlers write; the test suite checks it lists every table but `events`.
 NORMALIZED_TABLES = (
@@ -129,6 +151,10 @@ async def _replay_once(
     report = Report()
     async with conn.transaction():
         if not quarantined_only:
+            # Checked in the transaction that empties the tables: nothing changes if refused.
+            dropped: int = await conn.fetchval(DROPPED_EVENTS)
+            if dropped:
+                raise EventsDropped(dropped)
             await conn.execute(
                 SET_IMPORTED_ASIDE + f"TRUNCATE {', '.join(NORMALIZED_TABLES)};" + PUT_IMPORTED_BACK
             )

@@ -23,7 +23,7 @@ shows the same text). Do not edit by hand: change the migration's comments inste
 - **History tables** (`loyalty_tier_changes`, `distributions`, `customer_rewards`,
   `custom_events`, `referrals`) get one row per event, keyed by `event_id`.
 - `events` keeps every webhook as delivered; every other table can be rebuilt from it with
-  `python -m service replay`.
+  `python -m service replay` (while every month of it is kept: see `retention`).
 - Column names follow Voucherify's export fields. Amounts are integers in the smallest
   currency unit; times are `timestamptz` (UTC).
 

@@ -257,6 +257,34 @@ async def test_the_cli_reports_a_replay_the_database_refused_and_changes_nothing
     assert (row["status"], row["error"]) == ("quarantined", "old bug")
 
 
+async def test_a_full_replay_refuses_when_retention_dropped_events(
+    client: httpx.AsyncClient, conn: db.Connection, database_url: str
+) -> None:
+    """Months `retention` dropped keep their ids (retries stay duplicates) but not their
+    rows: a full replay would empty the tables and lose every row only they had made
+    (a customer whose events are all in a dropped month). It refuses, changing nothing;
+    retrying the quarantine still works."""
+    old, kept = load_fixture("customer.created"), load_fixture("customer.order.paid")
+    old["data"]["customer"]["id"] = "cust_only_in_a_dropped_month"
+    await deliver(client, [compact_json(old), compact_json(kept)])
+    await conn.execute("DELETE FROM events WHERE id = $1", old["id"])  # as retention does
+    before = await dump(conn)
+
+    with pytest.raises(replay_module.EventsDropped) as refused:
+        await replay(conn)
+    cli = await asyncio.to_thread(run_cli, "replay", env={"DATABASE_URL": database_url,
+                                                          "PATH": "/usr/bin:/bin"})  # fmt: skip
+    quarantined = await replay(conn, quarantined_only=True)
+
+    assert refused.value.dropped == 1
+    assert cli.returncode == 1
+    assert "error: nothing changed: 1 stored events are gone" in cli.stderr
+    assert "Traceback" not in cli.stderr
+    assert await dump(conn) == before
+    assert "cust_only_in_a_dropped_month" in str(before["customers"])
+    assert quarantined.events == 0
+
+
 async def test_replay_reroutes_unknown_types_a_newer_release_understands(
     conn: db.Connection,
 ) -> None:
