@@ -8,6 +8,7 @@ kept raw, or a known type whose `data` did not decode, kept raw with the decodin
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import msgspec
 
@@ -93,3 +94,35 @@ def parse(body: bytes) -> Incoming:
         delivery_id=head.id if head.is_envelope else None,
         project_id=text(head.project_id),
     )
+
+
+def escaped(body: bytes) -> bytes | None:
+    """`body` with each NUL character (which Postgres cannot store in text or jsonb)
+    written out as the six characters `\\u0000`, in keys and values; None if it has none.
+    Such an event is kept this way, quarantined, rather than refused: Voucherify would
+    retry it for two days and then drop it. (msgspec refuses unpaired surrogates, the
+    other escape jsonb rejects, as not JSON: 400 before anything is stored.)"""
+    if b"\\u0000" not in body:
+        return None
+    try:
+        tree = msgspec.json.decode(body)
+    except (msgspec.DecodeError, RecursionError):
+        return None
+
+    nul = False
+
+    def fix(value: Any) -> Any:
+        nonlocal nul
+        if isinstance(value, str):
+            if "\x00" not in value:
+                return value
+            nul = True
+            return value.replace("\x00", "\\u0000")
+        if isinstance(value, dict):
+            return {fix(k): fix(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [fix(v) for v in value]
+        return value
+
+    fixed = fix(tree)
+    return msgspec.json.encode(fixed) if nul else None

@@ -46,7 +46,7 @@ import structlog
 from service.db import NOT_THE_EVENTS_FAULT, Connection, Pool, again_if_undone
 from service.handlers import Meta, Writes, handler_failure
 from service.handlers._entities import REDACT_AFTER_STORE
-from service.intake import Incoming
+from service.intake import Incoming, Rejected, escaped, parse
 from service.routing import UNKNOWN, normalize
 
 if TYPE_CHECKING:
@@ -394,8 +394,36 @@ class Writer:
                 except NOT_THE_EVENTS_FAULT:
                     raise
                 except Exception as raw_exc:  # noqa: BLE001 - not even the raw event fits
-                    failed[prepared.incoming.event_id] = raw_exc
+                    if not await self._keep_escaped(conn, prepared, raw_exc, new):
+                        failed[prepared.incoming.event_id] = raw_exc
         return new, failed
+
+    async def _keep_escaped(
+        self, conn: Connection, prepared: Prepared, exc: Exception, new: set[str]
+    ) -> bool:
+        """Store an event Postgres refused even raw (a NUL character in a string) with the
+        NULs written out (`intake.escaped`), quarantined, so it is kept and replayable
+        instead of refused; False if that is not what was wrong with it."""
+        body = escaped(prepared.incoming.body)
+        if body is None:
+            return False
+        try:
+            incoming = parse(body)
+        except Rejected:
+            return False
+        prepared.incoming = incoming  # same id and type: the body's other text is as it was
+        prepared.error = (
+            f"stored with each NUL character written out as the text \\u0000 (Postgres "
+            f"refused the payload as sent: {type(exc).__name__}: {exc}); the signature was "
+            "over the original"
+        )
+        try:
+            new |= await commit(conn, [prepared], redact_deleted=self.redact_deleted)
+        except NOT_THE_EVENTS_FAULT:
+            raise
+        except Exception:  # noqa: BLE001 - something else is wrong with it: refused
+            return False
+        return True
 
 
 class _Deadlines:

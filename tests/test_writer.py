@@ -12,6 +12,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import msgspec
 import pytest
 from asyncpg.transaction import Transaction
 
@@ -21,6 +22,7 @@ from service.app import create_app
 from service.handlers import Writes
 from service.handlers._sql import REGISTRY
 from service.intake import parse
+from service.replay import replay
 from service.writer import (
     INGEST,
     Outcome,
@@ -98,21 +100,38 @@ def unstorable_event(n: int) -> bytes:
     return order_event(n).replace(b'"metadata":{', b'"metadata":{"nul":"a\\u0000b",', 1)
 
 
-async def test_an_event_postgres_cannot_store_at_all_gets_400_and_nothing_is_kept(
+async def test_an_event_postgres_cannot_store_as_sent_is_kept_quarantined_with_nuls_escaped(
     client: httpx.AsyncClient, conn: db.Connection
 ) -> None:
+    """jsonb (and text) cannot hold a NUL character. Refusing the event lost it: Voucherify
+    retries a 400 for two days, then drops it. It is kept, the NULs written out as text,
+    quarantined with the reason; a replay of the quarantine then normalizes it."""
     body = unstorable_event(1)
     assert b"\\u0000" in body
     answer = await client.post(WEBHOOK, content=body, headers=signed(body))
-    assert (answer.status_code, answer.json()["key"]) == (400, "unstorable_payload")
-    assert await conn.fetchval("SELECT count(*) FROM event_ids") == 0
+    retry = await client.post(WEBHOOK, content=body, headers=signed(body))
+
+    assert (answer.status_code, answer.json()["outcome"]) == (202, "quarantined")
+    assert (retry.status_code, retry.json()["outcome"]) == (200, "duplicate")
+    row = await conn.fetchrow("SELECT id, status, error, payload FROM events")
+    assert row is not None
+    assert row["status"] == "quarantined"
+    assert "NUL character written out" in row["error"]
+    # The six characters, not a NUL: in JSON text, an escaped backslash.
+    assert b'"nul":"a\\\\u0000b"' in msgspec.json.encode(row["payload"])
+    assert await conn.fetchval("SELECT count(*) FROM orders") == 0
+
+    report = await replay(conn, quarantined_only=True)
+    assert report.newly_processed == [row["id"]]
+    assert await conn.fetchval("SELECT count(*) FROM orders") == 1
 
 
 async def test_a_repeat_in_its_batch_of_an_event_that_cannot_be_stored_is_not_acknowledged(
     database_url: str, conn: db.Connection
 ) -> None:
-    """Two deliveries of one unstorable event in one batch: the repeat gets the answer the
-    first gets (it was answered 200 `duplicate`, of an event never stored)."""
+    """Two deliveries of one event Postgres cannot store as sent, in one batch: the first is
+    kept (escaped, quarantined), the repeat is its duplicate. (Before, when such an event
+    was refused, the repeat was answered 200 `duplicate` of an event never stored.)"""
     app = create_app(settings(), database_url)
     blocker = await db.connect(database_url)
     try:
@@ -138,11 +157,11 @@ async def test_a_repeat_in_its_batch_of_an_event_that_cannot_be_stored_is_not_ac
     finally:
         await blocker.close()
     assert answers[0].status_code == 202
-    assert [(a.status_code, a.json()["key"]) for a in answers[1:]] == [
-        (400, "unstorable_payload"),
-        (400, "unstorable_payload"),
+    assert [(a.status_code, a.json()["outcome"]) for a in answers[1:]] == [
+        (202, "quarantined"),
+        (200, "duplicate"),
     ]
-    assert await conn.fetchval("SELECT count(*) FROM events") == 1
+    assert await conn.fetchval("SELECT count(*) FROM events") == 2
 
 
 async def test_a_stalled_database_gets_503_with_retry_after_within_the_deadline(
