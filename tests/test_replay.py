@@ -103,13 +103,32 @@ async def test_a_shuffled_journey_with_retries_gives_the_same_tables_as_causal_o
         assert await dump(conn) == expected, f"seed {seed}"
 
 
+async def damage(conn: db.Connection) -> None:
+    """What a handler bug leaves, which a full replay exists to repair."""
+    await conn.execute(
+        "UPDATE customers SET name = 'damaged' WHERE last_event_id NOT LIKE 'import:%'"
+    )
+    await conn.execute("""
+        DELETE FROM order_items i USING orders o
+        WHERE o.id = i.order_id AND o.last_event_id NOT LIKE 'import:%'
+    """)  # an imported order's items are kept as they are, not rebuilt
+    await conn.execute("""
+        INSERT INTO orders (id, status, is_stub, last_event_at, last_event_id)
+        VALUES ('ord_from_a_bug', 'PAID', false, now(), 'evcus_never_stored')
+    """)
+
+
 @pytest.mark.parametrize("page", [1000, 7])
 async def test_replay_rebuilds_exactly_what_live_ingestion_wrote_and_is_idempotent(
     client: httpx.AsyncClient, conn: db.Connection, page: int
 ) -> None:
-    """In one page, and in pages of 7 (written while the next is decoded)."""
+    """In one page, and in pages of 7 (written while the next is decoded). The tables are
+    damaged first in ways newer-wins alone would keep (a row changed under the id of the
+    event that wrote it, a row gone, a row no event made): only a rebuild restores them."""
     await deliver(client, [compact_json(e) for e in journey()])
     live = await dump(conn)
+    await damage(conn)
+    assert await dump(conn) != live
 
     with patch.object(replay_module, "PAGE", page):
         first = await replay(conn)
@@ -150,6 +169,7 @@ async def test_a_full_replay_keeps_the_rows_import_loaded(
     ]
     items = "SELECT count(*) FROM order_items WHERE order_id = 'ord_imported_later'"
     assert await conn.fetchval(items) > 0
+    await damage(conn)
 
     await replay(conn)
 

@@ -15,6 +15,7 @@ import httpx
 import msgspec
 import pytest
 from asyncpg.transaction import Transaction
+from structlog.testing import capture_logs
 
 from service import db
 from service import writer as writer_module
@@ -184,15 +185,22 @@ async def test_a_stalled_database_gets_503_with_retry_after_within_the_deadline(
             # The lock is held until every answer is in: they can only come from the
             # deadline and the queue limit.
             started = time.monotonic()
-            answers = await asyncio.gather(
-                *(client.post(WEBHOOK, content=b, headers=signed(b)) for b in bodies)
-            )
+            with capture_logs() as logs:
+                answers = await asyncio.gather(
+                    *(client.post(WEBHOOK, content=b, headers=signed(b)) for b in bodies)
+                )
             waited = time.monotonic() - started
             await tx.rollback()
     finally:
         await blocker.close()
     assert {a.status_code for a in answers} == {503}
     assert all(a.headers["retry-after"] == "5" for a in answers)
+    reasons = [line["reason"] for line in logs if line["event"] == "webhook"]
+    # At most the batch blocked in Postgres and a full queue behind it wait for the
+    # deadline; the rest are refused at once.
+    deadline = "TimeoutError: not committed within 1 s"
+    assert set(reasons) == {"queue full", deadline}
+    assert reasons.count(deadline) <= 2 * 5
     # The 1 s deadline, not the connection's 30 s command timeout, ended the wait (the
     # bound is loose: it separates the two, it does not time the service).
     assert waited < 10
