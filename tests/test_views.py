@@ -119,24 +119,23 @@ async def test_the_analyst_role_reads_everything_and_writes_nothing(
     assert any(n.startswith("events_20") for n in names)  # a monthly partition
     for relation in relations:
         name = relation["relname"]
-        async with conn.transaction():
-            await conn.execute("SET LOCAL ROLE voucherify_analyst")
-            await conn.fetch(f'SELECT * FROM "{name}" LIMIT 1')  # noqa: S608 - catalog names
+        await as_analyst(conn, f'SELECT * FROM "{name}" LIMIT 1')  # noqa: S608 - catalog names
         if relation["relkind"] == "v":
             continue
-        for write in (
-            f'DELETE FROM "{name}"',
-            f'UPDATE "{name}" SET {await _a_column(conn, name)}',
-        ):
+        update = f'UPDATE "{name}" SET {await _a_column(conn, name)}'  # noqa: S608
+        for write in (f'DELETE FROM "{name}"', update):  # noqa: S608 - catalog names
             with pytest.raises(asyncpg.InsufficientPrivilegeError):
-                async with conn.transaction():
-                    await conn.execute("SET LOCAL ROLE voucherify_analyst")
-                    await conn.execute(write)
+                await as_analyst(conn, write)
+    insert = ("INSERT INTO customers (id, is_stub, last_event_at, last_event_id) "
+              "VALUES ('x', true, now(), 'e')")  # fmt: skip
     with pytest.raises(asyncpg.InsufficientPrivilegeError):
-        async with conn.transaction():
-            await conn.execute("SET LOCAL ROLE voucherify_analyst")
-            await conn.execute("INSERT INTO customers (id, is_stub, last_event_at, "
-                               "last_event_id) VALUES ('x', true, now(), 'e')")  # fmt: skip
+        await as_analyst(conn, insert)
+
+
+async def as_analyst(conn: db.Connection, statement: str) -> None:
+    async with conn.transaction():
+        await conn.execute("SET LOCAL ROLE voucherify_analyst")
+        await conn.execute(statement)
 
 
 async def _a_column(conn: db.Connection, table: str) -> str:
