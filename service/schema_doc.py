@@ -20,6 +20,11 @@ shows the same text). Do not edit by hand: change the migration's comments inste
   `publications`, ...) hold one row per object: its latest known state. Each row keeps
   `last_event_at` / `last_event_id`, the event whose data it holds; an event older than
   that is ignored, so late, repeated or reordered webhooks never roll state back.
+  One refinement: many events embed a voucher without its holder, balances, value,
+  campaign or category. Such a copy keeps the stored values there (and an older event
+  fills them where none is stored), rather than erasing them. So if one of those values
+  changes while its events arrive out of order around a copy that leaves it out, the
+  value that arrived first can stay until a newer event carries it again.
 - **History tables** (`loyalty_tier_changes`, `distributions`, `customer_rewards`,
   `custom_events`, `referrals`) get one row per event, keyed by `event_id`.
 - `events` keeps every webhook as delivered; every other table can be rebuilt from it with

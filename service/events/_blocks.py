@@ -106,6 +106,11 @@ class ValidityTimeframe(Block):
     duration: str | None = None
 
 
+class Category(Block):
+    id: str | None = None
+    name: str | None = None
+
+
 class Voucher(Block):
     """Simple Voucher; balances live in `gift` and `loyalty_card`."""
 
@@ -114,7 +119,9 @@ class Voucher(Block):
     type: str | None = None
     campaign: str | None = None
     campaign_id: str | None = None
+    # A name in the full Voucher; Simple Voucher sends `categories` instead.
     category: str | None = None
+    categories: list[Category] | None = None
     active: bool | None = None
     is_referral_code: bool | None = None
     start_date: str | None = None
@@ -205,6 +212,7 @@ class Discount(Block):
     amount_off: int | float | None = None
     percent_off: int | float | None = None
     unit_off: int | float | None = None
+    fixed_amount: int | float | None = None
     amount_limit: int | float | None = None
     unit_type: str | None = None
     effect: str | None = None
@@ -233,7 +241,8 @@ class Redemption(Block):
     promotion_tier: PromotionTier | None = None
     reward: Reward | None = None
     channel: RedemptionChannel | None = None
-    # Credits and points the redemption used (gift card, loyalty card).
+    # Credits and points the redemption used, where a payload names them: Simple
+    # Redemption has only `amount` (see `redemption._credits_and_points`).
     gift: Gift | None = None
     loyalty_card: LoyaltyCard | None = None
     metadata: Metadata | None = None
@@ -244,11 +253,18 @@ class TierPoints(Block):
     to: int | None = None
 
 
+class LoyaltyTierExpiration(Block):
+    start_date: str | None = None
+    expiration_date: str | None = None
+
+
 class LoyaltyTier(Block):
     id: str | None = None
     name: str | None = None
     campaign_id: str | None = None
     points: TierPoints | None = None
+    # When the customer's hold on the tier began and ends.
+    expiration: LoyaltyTierExpiration | None = None
     metadata: Metadata | None = None
     created_at: str | None = None
 

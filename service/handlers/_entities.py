@@ -280,49 +280,69 @@ VOUCHER_COLUMNS = (
     "discount_unit_type", "discount_unit_effect", "additional_info", "customer_id",
     "last_event_at", "last_event_id",
 )  # fmt: skip
-UPSERT_VOUCHER = upsert("vouchers", VOUCHER_COLUMNS)
+# Every event embeds a Simple Voucher, and many leave out its holder, balances or
+# campaign: a copy without them keeps the values an earlier or later one brought.
+UPSERT_VOUCHER = upsert(
+    "vouchers",
+    VOUCHER_COLUMNS,
+    kept_if_null=("value", "campaign", "campaign_id", "category", "gift_balance",
+                  "loyalty_balance", "customer_id"),
+)  # fmt: skip
 MARK_VOUCHER_DELETED = "UPDATE vouchers SET deleted_at = LEAST(deleted_at, $2) WHERE id = $1"
 
 
-def voucher_value(voucher: Voucher) -> float | None:
+def voucher_value(voucher: Voucher, gift: float | None, points: int | None) -> float | None:
     """Export `value`: discount off, gift amount left, or usable loyalty points."""
-    if voucher.type == "GIFT_VOUCHER" and voucher.gift is not None:
-        return voucher.gift.balance
-    if voucher.type == "LOYALTY_CARD" and voucher.loyalty_card is not None:
-        return voucher.loyalty_card.balance
+    if voucher.type == "GIFT_VOUCHER":
+        return gift
+    if voucher.type == "LOYALTY_CARD":
+        return points
     discount = voucher.discount
     if discount is None:
         return None
-    for value in (discount.amount_off, discount.percent_off, discount.unit_off):
+    for value in (discount.amount_off, discount.percent_off, discount.unit_off,
+                  discount.fixed_amount):  # fmt: skip
         if value is not None:
             return value
     return None
 
 
 def voucher(
-    w: Writes, meta: Meta, voucher: Voucher | None, *, holder_id: str | None = None
+    w: Writes,
+    meta: Meta,
+    voucher: Voucher | None,
+    *,
+    holder_id: str | None = None,
+    balance: int | None = None,
 ) -> str | None:
-    """Record a voucher as the event shows it, balances included; returns its id."""
+    """Record a voucher as the event shows it, balances included; returns its id.
+    `balance`: the card's balance after the event, where the event states it besides."""
     if voucher is None or not voucher.id:
         return None
     discount = voucher.discount
     assets = voucher.assets
     counts = voucher.redemption
     timeframe = voucher.validity_timeframe
+    gift = voucher.gift.balance if voucher.gift else None
+    points = voucher.loyalty_card.balance if voucher.loyalty_card else None
+    if gift is None and voucher.type == "GIFT_VOUCHER":
+        gift = balance
+    if points is None and voucher.type == "LOYALTY_CARD":
+        points = balance
     w.add(
         UPSERT_VOUCHER,
         voucher.id,
         voucher.code,
         voucher.type,
-        voucher_value(voucher),
+        voucher_value(voucher, gift, points),
         discount.type if discount else None,
         voucher.campaign,
         voucher.campaign_id,
-        voucher.category,
+        voucher.category or (voucher.categories[0].name if voucher.categories else None),
         parse_time(voucher.start_date),
         parse_time(voucher.expiration_date),
-        whole(voucher.gift.balance) if voucher.gift else None,
-        voucher.loyalty_card.balance if voucher.loyalty_card else None,
+        whole(gift),
+        points,
         counts.quantity if counts else None,
         counts.redeemed_quantity if counts else None,
         voucher.active,
@@ -337,7 +357,7 @@ def voucher(
         voucher.validity_day_of_week,
         whole(discount.amount_limit) if discount else None,
         discount.unit_type if discount else None,
-        discount.effect if discount else None,
+        discount.effect if discount and discount.type == "UNIT" else None,
         voucher.additional_info,
         voucher.holder_id or holder_id,
         meta.at,

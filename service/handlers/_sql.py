@@ -61,6 +61,9 @@ class Statement:
     # With copies (`upsert(copy_when=...)`): the columns a copy carries. Rows are full
     # objects or copies (`is_stub`), and a full row of a key beats any copy of it.
     copy_columns: tuple[str, ...] | None = None
+    # `upsert(kept_if_null=...)`: columns a row without a value leaves as they are. Every
+    # row of a key is sent (`reduce`): `sql` merges them as it chooses one.
+    kept_if_null: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if any(isinstance(s, Statement) and s.table == self.table for s in REGISTRY):
@@ -100,6 +103,8 @@ class Statement:
         """The write for a set of rows given as a JSON array of objects (`_rows`), one per
         key (see `reduce`): the table's own row type reads each column from its key. Rows
         go in key order, as in `sql_skipping` (see LOCK_ORDER)."""
+        if self.kept_if_null:  # several rows per key: chosen as `sql_skipping` does
+            return self._choosing(where="true")
         columns = ", ".join(self.columns)
         return (
             f"INSERT INTO {self.table} AS t ({columns})\n"
@@ -113,18 +118,31 @@ class Statement:
         """`sql` for rows of several per key (the chosen ones first, then those passed
         over), some from events in `_skip`: those are left out, then each key is reduced
         as `reduce` does, in SQL; written in key order (LOCK_ORDER)."""
+        return self._choosing(where=KEPT)
+
+    def _choosing(self, *, where: str) -> str:
+        """The write of one row per key, chosen in SQL among the rows `where` keeps: the
+        newest, the first on ties; a column `kept_if_null` from the newest row that has
+        a value there."""
         columns = ", ".join(self.columns)
         key = ", ".join(f"r.{c}" for c in self.key)
         newest = "r.last_event_at DESC, r.last_event_id DESC, " if self.newest_wins else ""
         if self.copies:
             newest = "r.is_stub, " + newest  # a full row first (false sorts first)
+        picked = ", ".join(
+            f"first_value(r.{c}) OVER (PARTITION BY {key} ORDER BY r.{c} IS NULL, {newest}e.n)"
+            f" AS {c}"
+            if c in self.kept_if_null
+            else f"r.{c}"
+            for c in self.columns
+        )
         return f"""
 INSERT INTO {self.table} AS t ({columns})
 SELECT {columns} FROM (
-    SELECT DISTINCT ON ({key}) r.*
+    SELECT DISTINCT ON ({key}) {picked}
     FROM jsonb_array_elements(_rows) WITH ORDINALITY AS e (row, n),
          jsonb_populate_record(NULL::{self.table}, e.row) AS r
-    WHERE {KEPT}
+    WHERE {where}
     ORDER BY {key}, {newest}e.n
 ) AS r
 ORDER BY {key}
@@ -139,7 +157,9 @@ ORDER BY {key}
         row is written, or refused, no copy would change it); otherwise the first.
         (`sql_skipping` breaks ties by position, chosen rows first: passed-over rows out
         of arrival order could let a later tie win once the chosen row's event is
-        skipped.)"""
+        skipped.) With `kept_if_null`, every row, in arrival order: `sql` merges them."""
+        if self.kept_if_null:
+            return rows, []
         keys = self._key_positions
         chosen: dict[tuple[Any, ...], int] = {}
         if self.newest_wins:
@@ -235,10 +255,19 @@ def _row_type(name: str, columns: Sequence[str]) -> type[msgspec.Struct]:
 
 def upsert(table: str, columns: Sequence[str], *, key: Sequence[str] = ("id",),
            when: str = NEWER, copy_when: str | None = None,
-           copy_columns: Sequence[str] | None = None) -> Statement:  # fmt: skip
+           copy_columns: Sequence[str] | None = None,
+           kept_if_null: Sequence[str] = ()) -> Statement:  # fmt: skip
     """INSERT, or UPDATE every non-key column when `when` holds. With `copy_when`, rows
     are full objects or copies embedded in other events (`is_stub` true): a copy updates
-    only `copy_columns` (all, by default), and only when `copy_when` holds."""
+    only `copy_columns` (all, by default), and only when `copy_when` holds. With
+    `kept_if_null`, rows are copies that may leave those columns out (NULL): a newer row
+    keeps the stored value there, and an older one fills it where the stored row has none."""
+    if kept_if_null:
+        if copy_when is not None or when != NEWER or not set(kept_if_null) <= set(columns):
+            raise ValueError(f"{table}: kept_if_null names columns of a newer-wins upsert")
+        conflict = _update_keeping(columns, key, kept_if_null)
+        kept = tuple(kept_if_null)
+        return Statement(table, tuple(columns), tuple(key), conflict, True, kept_if_null=kept)
     if copy_when is None:
         if copy_columns is not None:
             raise ValueError("copy_columns without copy_when")
@@ -258,6 +287,23 @@ def upsert(table: str, columns: Sequence[str], *, key: Sequence[str] = ("id",),
         f"WHERE CASE WHEN EXCLUDED.is_stub THEN {copy_when} ELSE {when} END"
     )
     return Statement(table, tuple(columns), tuple(key), conflict, True, copy_columns=copied)
+
+
+def _update_keeping(columns: Sequence[str], key: Sequence[str], kept: Sequence[str]) -> str:
+    """The ON CONFLICT clause of `upsert(kept_if_null=kept)`: a newer row writes every
+    column but keeps the stored `kept` values it lacks; an older row only fills the `kept`
+    values the stored row lacks. (Not exact when a value changes between events that
+    arrive out of order around one that lacks it: the first value to arrive can stay.)"""
+    newest = f"CASE WHEN {NEWER} THEN EXCLUDED.{{c}} ELSE t.{{c}} END"
+    filled = (
+        f"CASE WHEN {NEWER} THEN coalesce(EXCLUDED.{{c}}, t.{{c}})"
+        " ELSE coalesce(t.{c}, EXCLUDED.{c}) END"
+    )
+    updates = ",\n    ".join(
+        f"{c} = " + (filled if c in kept else newest).format(c=c) for c in columns if c not in key
+    )
+    fills = " OR ".join(f"(t.{c} IS NULL AND EXCLUDED.{c} IS NOT NULL)" for c in kept)
+    return f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET\n    {updates}\nWHERE {NEWER} OR {fills}"
 
 
 def update_when(columns: Sequence[str], *, key: Sequence[str] = ("id",), when: str = NEWER) -> str:

@@ -19,7 +19,10 @@ def handle(w: Writes, meta: Meta, event: HolderActivity) -> None:
     holder = require(data.holder, "data.holder")
     holder_id = require(holder.id, "data.holder.id")
     customer_id = _entities.customer_stub(w, meta, data.customer)
-    voucher_id = _entities.voucher(w, meta, data.voucher)
+    deleted = isinstance(event, HolderAssignmentDeleted)
+    # An owner's assignment names the voucher's holder (vouchers.customer_id).
+    owner = holder.customer_id if holder.holder_role == "OWNER" and not deleted else None
+    voucher_id = _entities.voucher(w, meta, data.voucher, holder_id=owner)
     w.add(
         UPSERT_HOLDER,
         holder_id,
@@ -29,7 +32,7 @@ def handle(w: Writes, meta: Meta, event: HolderActivity) -> None:
         holder.campaign_id or (data.campaign.id if data.campaign else None),
         holder.publication_id,
         parse_time(holder.created_at),
-        meta.at if isinstance(event, HolderAssignmentDeleted) else None,
+        meta.at if deleted else None,
         meta.at,
         meta.event_id,
     )

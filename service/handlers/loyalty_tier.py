@@ -6,7 +6,7 @@ refreshes the customer only; the raw event keeps the rest.
 
 from __future__ import annotations
 
-from service.events.loyalty import LoyaltyTierActivity, LoyaltyUpdated
+from service.events.loyalty import LoyaltyTierActivity, LoyaltyUpdated, TierLeft
 from service.events.times import parse_time
 from service.handlers import Meta, Writes, _entities, require
 from service.handlers._sql import append
@@ -37,6 +37,10 @@ def handle(w: Writes, meta: Meta, event: LoyaltyTierActivity) -> None:
     tier_from = data.loyalty_tier_from.id if data.loyalty_tier_from else None
     tier_to = data.loyalty_tier_to.id if data.loyalty_tier_to else None
     tier = tier_to or (data.loyalty_tier.id if data.loyalty_tier else None)
+    # expiration.changed sends the date beside the tier; the others inside the tier held
+    # after the change (none after left).
+    held = None if isinstance(event, TierLeft) else data.loyalty_tier_to or data.loyalty_tier
+    expires = held.expiration.expiration_date if held and held.expiration else None
     campaign_id = (data.campaign.id if data.campaign else None) or next(
         (t.campaign_id for t in (data.loyalty_tier, data.loyalty_tier_to, data.loyalty_tier_from)
          if t is not None and t.campaign_id),
@@ -51,6 +55,6 @@ def handle(w: Writes, meta: Meta, event: LoyaltyTierActivity) -> None:
         tier_from,
         tier_to,
         tier or tier_from,
-        parse_time(data.expiration_date),
+        parse_time(data.expiration_date or expires),
         parse_time(data.created_at) or meta.at,
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from service.events._blocks import Redemption
+from service.events._blocks import Redemption, Voucher
 from service.events.redemptions import (
     RedemptionActivity,
     RedemptionEvent,
@@ -33,8 +33,8 @@ def handle(w: Writes, meta: Meta, event: RedemptionActivity) -> None:
         require(rollback.id, "data.redemption_rollback.id")
 
     customer_id = _entities.customer_stub(w, meta, data.customer)
-    _entities.customer_stub(w, meta, data.holder)
-    _entities.voucher(w, meta, data.voucher or redemption.voucher)
+    holder_id = _entities.customer_stub(w, meta, data.holder)
+    _entities.voucher(w, meta, data.voucher or redemption.voucher, holder_id=holder_id)
     order = data.order or redemption.order
     order_id = _entities.order(w, meta, order, full=False, customer_id=customer_id)
 
@@ -62,6 +62,7 @@ def _write(
     customer = data.customer
     order = data.order or r.order
     tier = data.promotion_tier or r.promotion_tier
+    credits, points = _credits_and_points(r, voucher)
     w.add(
         UPSERT_REDEMPTION,
         r.id,
@@ -78,8 +79,8 @@ def _write(
         r.tracking_id,
         order_id,
         order.amount if order else None,
-        whole(r.gift.amount) if r.gift else None,
-        r.loyalty_card.points if r.loyalty_card else None,
+        credits,
+        points,
         r.result,
         r.status,
         r.amount,
@@ -91,3 +92,17 @@ def _write(
         meta.at,
         meta.event_id,
     )
+
+
+def _credits_and_points(r: Redemption, voucher: Voucher | None) -> tuple[int | None, int | None]:
+    """(gift credits, loyalty points) the redemption used: as `gift` and `loyalty_card`
+    name them, else its `amount`, credits for a gift card and points for a loyalty card
+    (negative in a rollback)."""
+    credits = whole(r.gift.amount) if r.gift else None
+    points = r.loyalty_card.points if r.loyalty_card else None
+    kind = voucher.type if voucher else None
+    if credits is None and kind == "GIFT_VOUCHER":
+        credits = r.amount
+    if points is None and kind == "LOYALTY_CARD":
+        points = r.amount
+    return credits, points

@@ -7,8 +7,9 @@ Writes the voucher with its balances to `vouchers`, the movement to
 
 from __future__ import annotations
 
+from service.events._blocks import VoucherBalance
 from service.events.times import parse_date, parse_time
-from service.events.vouchers import VoucherActivity, VoucherDeleted
+from service.events.vouchers import VoucherActivity, VoucherDeleted, VoucherEvent
 from service.handlers import Meta, Writes, _entities, require
 from service.handlers._sql import upsert
 
@@ -29,7 +30,9 @@ def handle(w: Writes, meta: Meta, event: VoucherActivity) -> None:
     voucher = require(data.voucher, "data.voucher")
     voucher_id = require(voucher.id, "data.voucher.id")
     customer_id = _entities.customer_stub(w, meta, data.customer)
-    _entities.voucher(w, meta, voucher, holder_id=customer_id)
+    _entities.voucher(
+        w, meta, voucher, holder_id=customer_id, balance=_balance_of(data, voucher_id)
+    )
     _entities.voucher(w, meta, data.source_voucher)
     _entities.voucher(w, meta, data.destination_voucher)
     _entities.transaction(w, meta, data.transaction)
@@ -68,3 +71,13 @@ def handle(w: Writes, meta: Meta, event: VoucherActivity) -> None:
             meta.at,
             meta.event_id,
         )
+
+
+def _balance_of(data: VoucherEvent, voucher_id: str) -> int | None:
+    """The card's balance after the event: `data.balance`, unless it names another card
+    (`related_object`; points_transferred moves points between two)."""
+    balance = data.balance
+    related = balance.related_object if isinstance(balance, VoucherBalance) else None
+    if related is not None and related.id not in (None, voucher_id):
+        return None
+    return _entities.balance_change(balance)[1]

@@ -32,15 +32,22 @@ def date(value: Any) -> Any:
     return parse_date(value)
 
 
-# (export object, export field, fixture type, table, key path, value path, conversion)
-CASES: list[tuple[str, str, str, str, str, str, Convert]] = []
+# (export object, export field, fixture type, voucher type, table, key path, value path,
+# conversion)
+CASES: list[tuple[str, str, str, str | None, str, str, str, Convert]] = []
 
 
 def fields(
-    export: str, event_type: str, table: str, key: str, mapping: dict[str, tuple[str, Convert]]
+    export: str,
+    event_type: str,
+    table: str,
+    key: str,
+    mapping: dict[str, tuple[str, Convert]],
+    *,
+    voucher_type: str | None = None,
 ) -> None:
     for field, (path, convert) in mapping.items():
-        CASES.append((export, field, event_type, table, key, path, convert))
+        CASES.append((export, field, event_type, voucher_type, table, key, path, convert))
 
 
 CUST = "data.customer"
@@ -105,7 +112,7 @@ fields("voucher", "customer.voucher.loyalty_card.points_added", "vouchers", f"{V
     "discount_type": (f"{VOUCHER}.discount.type", same),
     "campaign": (f"{VOUCHER}.campaign", same),
     "campaign_id": (f"{VOUCHER}.campaign_id", same),
-    "category": (f"{VOUCHER}.category", same),
+    "category": (f"{VOUCHER}.categories.0.name", same),
     "start_date": (f"{VOUCHER}.start_date", time),
     "expiration_date": (f"{VOUCHER}.expiration_date", time),
     "gift_balance": (f"{VOUCHER}.gift.balance", same),
@@ -159,13 +166,15 @@ fields("redemption", "customer.redemption.succeeded", "redemptions", f"{RED}.id"
     "customer_name": (f"{CUST}.name", same),
     "tracking_id": (f"{RED}.tracking_id", same),
     "order_amount": (f"{ORD}.amount", same),
-    "gift_amount": (f"{RED}.gift.amount", same),
-    "loyalty_points": (f"{RED}.loyalty_card.points", same),
     "result": (f"{RED}.result", same),
     "failure_code": (f"{RED}.failure_code", same),
     "failure_message": (f"{RED}.failure_message", same),
     "metadata": (f"{RED}.metadata", same),
 })  # fmt: skip
+# Simple Redemption's `amount`: credits of a gift card, points of a loyalty card.
+for column, kind in (("gift_amount", "GIFT_VOUCHER"), ("loyalty_points", "LOYALTY_CARD")):
+    fields("redemption", "customer.redemption.succeeded", "redemptions", f"{RED}.id",
+           {column: (f"{RED}.amount", same)}, voucher_type=kind)  # fmt: skip
 
 BUCKET = "data.buckets.0"
 fields("points_expiration", "customer.voucher.loyalty_card.points_expired",
@@ -196,31 +205,29 @@ fields("voucher_transactions", "customer.voucher.loyalty_card.points_added",
 })  # fmt: skip
 
 
-def realistic(event_type: str) -> dict[str, Any]:
+def realistic(event_type: str, voucher_type: str | None = None) -> dict[str, Any]:
     """The fixture, with the few values the generator cannot make realistic filled in."""
     activity = load_fixture(event_type)
     data = activity["data"]
     if "customer" in data:
         data["customer"].update(birthday="1990-04-01", birthdate="1990-04-01")
     if "voucher" in data:
+        if voucher_type is None:
+            voucher_type = "LOYALTY_CARD" if "loyalty_card" in event_type else None
         data["voucher"].update(
-            type="LOYALTY_CARD" if "loyalty_card" in event_type else data["voucher"]["type"],
-            category="Summer",
+            type=voucher_type or data["voucher"]["type"],
             additional_info="Printed on the receipt",
             validity_timeframe={"interval": "P2D", "duration": "PT1H"},
             validity_day_of_week=[1, 2, 3],
             assets={"qr": {"url": "https://q/1"}, "barcode": {"url": "https://b/1"}},
             gift={"amount": 5000, "balance": 4200},
         )
-        data["voucher"]["discount"].update(amount_limit=5000, unit_type="prod_5h1pp1ng")
-    if "redemption" in data:
-        data["redemption"].update(
-            result="SUCCESS",
-            failure_code="none",
-            failure_message="none",
-            gift={"amount": 700},
-            loyalty_card={"points": 12},
+        # A UNIT discount: the one kind with a unit type and a unit effect.
+        data["voucher"]["discount"].update(
+            type="UNIT", effect="ADD_MISSING_ITEMS", amount_limit=5000, unit_type="prod_5h1pp1ng"
         )
+    if "redemption" in data:
+        data["redemption"].update(result="SUCCESS", failure_code="none", failure_message="none")
     if "transaction" in data:
         data["transaction"]["type"] = "POINTS_ACCRUAL"
     if "campaign" in data:
@@ -237,7 +244,7 @@ def at(payload: Any, path: str) -> Any:
 
 
 @pytest.mark.parametrize(
-    ("export", "field", "event_type", "table", "key", "path", "convert"),
+    ("export", "field", "event_type", "voucher_type", "table", "key", "path", "convert"),
     CASES,
     ids=[f"{c[0]}.{c[1]}" for c in CASES],
 )
@@ -247,12 +254,13 @@ async def test_export_field_lands_in_its_column(
     export: str,
     field: str,
     event_type: str,
+    voucher_type: str | None,
     table: str,
     key: str,
     path: str,
     convert: Convert,
 ) -> None:
-    activity = realistic(event_type)
+    activity = realistic(event_type, voucher_type)
     body = compact_json(activity)
     response = await client.post(WEBHOOK, content=body, headers=signed(body))
     assert response.json()["outcome"] == "processed"

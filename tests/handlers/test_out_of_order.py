@@ -9,8 +9,8 @@ import httpx
 
 from service import db
 from service.intake import parse
-from service.writer import commit, prepare
-from tests.conftest import WEBHOOK, compact_json, fetch_one, load_fixture, signed
+from service.writer import Prepared, commit, prepare
+from tests.conftest import WEBHOOK, compact_json, fetch_one, load_fixture, reset, signed
 
 
 def event(event_type: str, n: int, at: str, **data: Any) -> dict[str, Any]:
@@ -173,3 +173,50 @@ async def test_history_rows_append_once_per_event(
     assert (distribution["channel"], distribution["status"]) == ("sms", "failed")
     assert await conn.fetchval("SELECT count(*) FROM loyalty_tier_changes") == 1
     assert await conn.fetchval("SELECT count(*) FROM distributions") == 1
+
+
+def voucher_events() -> tuple[dict[str, Any], dict[str, Any]]:
+    """A gift card's balance_added naming its holder, then a redemption whose copy of the
+    card names neither holder nor balance nor campaign (Simple Voucher leaves them out)."""
+    added = event("customer.voucher.gift.balance_added", 1, "2024-01-01T10:00:00Z",
+                  customer={"id": "cust_kept"},
+                  voucher={"id": "v_kept", "type": "GIFT_VOUCHER", "holder_id": "cust_kept",
+                           "gift": {"amount": 5000, "balance": 4200}})  # fmt: skip
+    redeemed = event("customer.redemption.succeeded", 2, "2024-01-02T10:00:00Z",
+                     voucher={"id": "v_kept", "type": "GIFT_VOUCHER"})  # fmt: skip
+    del redeemed["data"]["holder"]
+    for name in ("holder_id", "gift", "campaign", "campaign_id", "categories"):
+        del redeemed["data"]["voucher"][name]
+    return added, redeemed
+
+
+async def test_a_voucher_copy_without_holder_or_balance_keeps_them_in_either_order(
+    conn: db.Connection,
+) -> None:
+    """The newer copy leaves out what the older event set: the row keeps it whichever
+    arrives first, one by one, in one batch, or in a batch beside a retry (which takes
+    `sql_skipping`), and is the same row every time (`upsert(kept_if_null=...)`)."""
+    received = datetime.now(UTC)
+    stored = event("customer.created", 3, "2024-01-03T10:00:00Z")
+
+    def prepared(*activities: dict[str, Any]) -> list[Prepared]:
+        return [prepare(parse(compact_json(a)), received) for a in activities]
+
+    rows = []
+    for first, second in (voucher_events(), voucher_events()[::-1]):
+        for batches in (
+            [[first], [second]],
+            [[first, second]],
+            [[stored], [stored, first, second]],
+        ):
+            await reset(conn)
+            for batch in batches:
+                await commit(conn, prepared(*batch))
+            rows.append(await fetch_one(conn, "SELECT * FROM vouchers"))
+
+    added, redeemed = voucher_events()
+    assert rows[0]["customer_id"] == "cust_kept"
+    assert (rows[0]["gift_balance"], rows[0]["value"]) == (4200, 4200)
+    assert rows[0]["campaign_id"] == added["data"]["voucher"]["campaign_id"]
+    assert rows[0]["last_event_id"] == redeemed["id"]
+    assert all(row == rows[0] for row in rows[1:])

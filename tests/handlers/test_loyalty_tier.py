@@ -1,0 +1,73 @@
+"""Tier changes, and when the tier each one leaves the customer in expires."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+
+from service import db
+from tests.conftest import WEBHOOK, compact_json, load_fixture, signed
+
+EXPIRES = "2025-06-30T00:00:00.000Z"
+OTHER = "2024-01-01T00:00:00.000Z"
+
+
+def tier_event(event_type: str, **expirations: str) -> dict[str, Any]:
+    """The fixture, each of its tiers expiring as named (`loyalty_tier_to=...`), else OTHER;
+    without the `expiration_date` beside them (only expiration.changed sends one)."""
+    activity = load_fixture(event_type)
+    data = activity["data"]
+    data.pop("expiration_date", None)
+    for name in ("loyalty_tier", "loyalty_tier_from", "loyalty_tier_to"):
+        if name in data:
+            data[name]["expiration"]["expiration_date"] = expirations.get(name, OTHER)
+    return activity
+
+
+async def stored_expiration(
+    client: httpx.AsyncClient, conn: db.Connection, activity: dict[str, Any]
+) -> datetime | None:
+    body = compact_json(activity)
+    response = await client.post(WEBHOOK, content=body, headers=signed(body))
+    assert response.json()["outcome"] == "processed"
+    expiration: datetime | None = await conn.fetchval(
+        "SELECT expiration_date FROM loyalty_tier_changes"
+    )
+    return expiration
+
+
+@pytest.mark.parametrize(
+    ("event_type", "held"),
+    [
+        ("customer.loyalty.tier.joined", "loyalty_tier"),
+        ("customer.loyalty.tier.prolonged", "loyalty_tier"),
+        ("customer.loyalty.tier.upgraded", "loyalty_tier_to"),
+        ("customer.loyalty.tier.downgraded", "loyalty_tier_to"),
+    ],
+)
+async def test_a_tier_change_records_when_the_tier_it_leaves_the_customer_in_expires(
+    client: httpx.AsyncClient, conn: db.Connection, event_type: str, held: str
+) -> None:
+    """These changes carry the date in the tier held after them (Loyalty Tier
+    `expiration.expiration_date`), not beside it."""
+    activity = tier_event(event_type, **{held: EXPIRES})
+    assert await stored_expiration(client, conn, activity) == datetime(2025, 6, 30, tzinfo=UTC)
+
+
+async def test_expiration_changed_records_the_date_it_sends_beside_the_tier(
+    client: httpx.AsyncClient, conn: db.Connection
+) -> None:
+    activity = tier_event("customer.loyalty.tier.expiration.changed")
+    activity["data"]["expiration_date"] = EXPIRES
+    assert await stored_expiration(client, conn, activity) == datetime(2025, 6, 30, tzinfo=UTC)
+
+
+async def test_leaving_a_tier_records_no_expiration(
+    client: httpx.AsyncClient, conn: db.Connection
+) -> None:
+    """After left the customer holds no tier: the left tier's expiration is not theirs."""
+    activity = tier_event("customer.loyalty.tier.left", loyalty_tier=EXPIRES)
+    assert await stored_expiration(client, conn, activity) is None
