@@ -109,7 +109,11 @@ async def test_events_arriving_after_the_redaction_bring_nothing_back(
     assert all("ann@example.com" not in r["p"] for r in payloads)
     assert await conn.fetchval("SELECT events_redacted FROM customer_redactions") == 5
 
-    # A replay rebuilds the tables from the (redacted) events and stays redacted.
+    # A replay rebuilds the tables from the (redacted) events and stays redacted: even
+    # over rows that (say, restored from a backup) hold the personal data again.
+    await conn.execute("UPDATE customers SET name = 'Ann', email = 'ann@example.com' "
+                       "WHERE id = 'cust_gdpr'")  # fmt: skip
+    await conn.execute("UPDATE redemptions SET customer_name = 'Ann' WHERE id = 'r_late'")
     await replay(conn, redact_deleted=True)
     customer = await fetch_one(conn, "SELECT name, email FROM customers WHERE id = 'cust_gdpr'")
     assert customer == {"name": None, "email": None}
