@@ -96,11 +96,19 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise ConfigError(f"invalid setting: {exc}") from exc
 
     def __post_init__(self) -> None:
-        if self.db_pool_size <= self.writer_concurrency:
-            # Each writer task keeps a connection; probes and exports need one more.
+        # Each writer task keeps a connection. An export being produced holds two (its
+        # cursor, its file's chunks) and renews its lease on a third; without the export
+        # worker, probes and API requests need one.
+        others, why = (
+            (3, "the export worker needs 3 (1 with DISABLE_EXPORT_WORKER=1)")
+            if self.export_worker
+            else (1, "probes and API requests need 1")
+        )
+        if self.db_pool_size < self.writer_concurrency + others:
             raise ConfigError(
-                f"DB_POOL_SIZE ({self.db_pool_size}) must be larger than WRITER_CONCURRENCY "
-                f"({self.writer_concurrency}): each writer keeps a connection of the pool"
+                f"DB_POOL_SIZE ({self.db_pool_size}) must be at least WRITER_CONCURRENCY "
+                f"({self.writer_concurrency}) + {others}: each writer keeps a connection of "
+                f"the pool, and {why}"
             )
 
     def require_signing(self) -> None:

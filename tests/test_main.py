@@ -19,6 +19,7 @@ import psutil
 import pytest
 
 from service import db, migrate, signing
+from service.config import Settings
 from tests.conftest import WEBHOOK, compact_json, free_port, load_fixture, schema_revision
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,12 +89,30 @@ def test_serve_refuses_to_start_without_a_webhook_secret(database_url: str) -> N
     assert "ALLOW_UNSIGNED_WEBHOOKS" in result.stderr
 
 
-def test_serve_refuses_a_pool_its_writers_would_use_up(database_url: str) -> None:
-    env = cli_env(DATABASE_URL=database_url, VOUCHERIFY_WEBHOOK_SECRET="s",
-                  DB_POOL_SIZE="2", WRITER_CONCURRENCY="2")  # fmt: skip
+@pytest.mark.parametrize(
+    ("pool", "writers", "no_exports", "rule"),
+    [
+        ("2", "2", "1", "DB_POOL_SIZE (2) must be at least WRITER_CONCURRENCY (2) + 1"),
+        # An export holds two connections and renews its lease on a third: 10 for 9
+        # writers hung the export worker.
+        ("10", "9", "", "DB_POOL_SIZE (10) must be at least WRITER_CONCURRENCY (9) + 3"),
+    ],
+)
+def test_serve_refuses_a_pool_its_writers_and_export_worker_would_use_up(
+    database_url: str, pool: str, writers: str, no_exports: str, rule: str
+) -> None:
+    env = cli_env(DATABASE_URL=database_url, VOUCHERIFY_WEBHOOK_SECRET="s", DB_POOL_SIZE=pool,
+                  WRITER_CONCURRENCY=writers, DISABLE_EXPORT_WORKER=no_exports)  # fmt: skip
     result = run_cli("serve", env=env)
     assert result.returncode == 2
-    assert "DB_POOL_SIZE (2) must be larger than WRITER_CONCURRENCY (2)" in result.stderr
+    assert rule in result.stderr
+
+
+def test_a_pool_of_just_what_the_writers_and_export_worker_need_is_accepted() -> None:
+    assert Settings.from_env({"DB_POOL_SIZE": "12", "WRITER_CONCURRENCY": "9"})
+    assert Settings.from_env(
+        {"DB_POOL_SIZE": "10", "WRITER_CONCURRENCY": "9", "DISABLE_EXPORT_WORKER": "1"}
+    )
 
 
 def test_a_live_server_stores_a_signed_event_and_stops_cleanly_on_sigterm(
@@ -156,7 +175,8 @@ def test_migrate_takes_the_url_serve_takes_with_libpq_options(
 ) -> None:
     """Managed Postgres URLs carry options such as `?sslmode=require`: migrate must read
     them as serve does (SQLAlchemy handed them to asyncpg.connect as arguments)."""
-    url = create_database() + "?sslmode=disable&application_name=vh-migrate"
+    url = create_database()
+    url += ("&" if "?" in url else "?") + "sslmode=disable&application_name=vh-migrate"
     result = run_cli("migrate", env=cli_env(DATABASE_URL=url))
     assert result.returncode == 0, result.stderr
     assert schema_revision(url) == migrate.head_revision()

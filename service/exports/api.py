@@ -169,10 +169,11 @@ async def get_export(request: Request) -> Response:
 
 
 async def _with_live_link(conn: Connection, row: asyncpg.Record, ttl: timedelta) -> Any:
-    """The export, its download token renewed if expired: the link in result.url (of one
-    export or of the list) always works for a full TTL from when it is read. Another
-    request may renew it first: its token is then read back."""
-    if row["token_expires_at"] > datetime.now(UTC):
+    """The export, its download token renewed when less than half the TTL is left
+    (`jobs.RENEW_TOKEN`): the link in result.url (of one export or of the list) works for
+    at least half a TTL from when it is read, and a link read before keeps working until
+    then too. Another request may renew it first: its token is then read back."""
+    if row["token_expires_at"] - datetime.now(UTC) >= ttl / 2:
         return row
     renewed = await conn.fetchrow(jobs.RENEW_TOKEN, row["id"], jobs.new_token(), ttl)
     return renewed or await conn.fetchrow(jobs.SELECT_EXPORT, row["id"]) or row

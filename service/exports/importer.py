@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -28,6 +29,10 @@ from service.exports.query import field_name
 from service.handlers._sql import NEWER, update_when
 
 BATCH = 1000
+# csv's default, 128 KiB, refused values our own exports write (a long metadata value).
+# Far above any value a webhook brings (bodies are MAX_BODY_BYTES, 1 MiB by default); a
+# quote left open still stops with its line rather than read the whole file into a cell.
+FIELD_LIMIT = 64 << 20
 BEGINNING = datetime(1970, 1, 1, tzinfo=UTC)
 
 # What every imported row's `last_event_id` starts with (then `<file>:<line>`).
@@ -116,19 +121,34 @@ def _convert(kind: Kind, text: str) -> Any:
 def _statement(p: Plan, extra: list[str]) -> str:
     names = [c for _, c, _ in p.columns] + extra
     params = ", ".join(f"${n}" for n in range(1, len(names) + 1))
-    guard = f"t.is_stub OR {NEWER}" if p.table in STUB_TABLES else NEWER
+    # Newer wins, also over a copy (a stub): an older file replaced a newer copy, marked
+    # it full, and later copies could no longer update it.
+    guard = NEWER
     if p.table == "customers":  # a redacted customer stays empty, as for webhooks
-        guard = f"({guard}) AND t.redacted_at IS NULL"
+        guard = f"{guard} AND t.redacted_at IS NULL"
     return (
         f"INSERT INTO {p.table} AS t ({', '.join(names)}) VALUES ({params})\n"  # noqa: S608
         + update_when(names, when=guard)
     )
 
 
-def _rows(p: Plan, reader: Iterator[list[str]], source: str) -> Iterator[list[Any]]:
+def _numbered(reader: Iterator[list[str]]) -> Iterator[tuple[int, list[str]]]:
+    """The file's records with their line numbers (the headers are line 1); a record csv
+    cannot read (a cell over FIELD_LIMIT) is an ImportError_ naming its line."""
+    for line in itertools.count(1):
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise ImportError_(f"line {line}: {exc}") from None
+        yield line, row
+
+
+def _rows(p: Plan, lines: Iterator[tuple[int, list[str]]], source: str) -> Iterator[list[Any]]:
     """Each CSV row as statement parameters: its columns, then the extra ones."""
     names = [c for _, c, _ in p.columns]
-    for line, row in enumerate(reader, start=2):
+    for line, row in lines:
         values: list[Any] = []
         for index, column, spec in p.columns:
             try:
@@ -191,13 +211,14 @@ async def load(
 async def _load_once(
     conn: Connection, exported_object: str, path: Path, progress: Callable[[int], None]
 ) -> tuple[int, list[str]]:
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.reader(handle)
-        try:
-            headers = next(reader)
-        except StopIteration:
-            raise ImportError_("line 1: the file is empty") from None
-        p = plan(exported_object, headers)
+    csv.field_size_limit(FIELD_LIMIT)  # the process's: nothing else here reads CSV
+    # utf-8-sig: a file saved with a byte order mark (Excel) reads as one without.
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        lines = _numbered(csv.reader(handle))
+        first = next(lines, None)
+        if first is None:
+            raise ImportError_("line 1: the file is empty")
+        p = plan(exported_object, first[1])
         extra = (
             (["metadata"] if p.metadata else [])
             + (["id"] if "id" not in [c for _, c, _ in p.columns] else [])
@@ -208,7 +229,7 @@ async def _load_once(
         count = 0
         async with conn.transaction():
             batch: list[list[Any]] = []
-            for values in _rows(p, reader, path.name):
+            for values in _rows(p, lines, path.name):
                 batch.append(values)
                 if len(batch) >= BATCH:
                     await conn.executemany(statement, batch)

@@ -13,7 +13,7 @@ import contextlib
 import csv
 import io
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -91,9 +91,12 @@ SELECT id, $3, $4 FROM exports WHERE id = $1 AND claim = $2 FOR SHARE
 RETURNING seq
 """
 SELECT_CHUNK = "SELECT data FROM export_chunks WHERE export_id = $1 AND seq = $2"
+# A token with less than half its TTL ($3) left lasts a full TTL again. It stays the same
+# (the links handed out keep working) until it has expired: then a new one ($2).
 RENEW_TOKEN = """
-UPDATE exports SET token = $2, token_expires_at = now() + $3::interval
-WHERE id = $1 AND token_expires_at <= now()
+UPDATE exports SET token = CASE WHEN token_expires_at <= now() THEN $2 ELSE token END,
+                   token_expires_at = now() + $3::interval
+WHERE id = $1 AND token_expires_at < now() + $3::interval / 2
 RETURNING *
 """  # noqa: S105 - SQL, not a password
 
@@ -136,6 +139,37 @@ def export_of(row: asyncpg.Record) -> Export:
     return validate(row["exported_object"], row["parameters"])
 
 
+class CsvLines:
+    r"""Writes CSV records into `buffer`, each ending in "\n", with every value that holds
+    "\r" or "\n" quoted.
+
+    csv.writer quotes a value for the characters of its line terminator only: with "\n",
+    a bare "a\rb" went out unquoted and split the record for every reader, our import
+    too. `writerow` is csv.writer's own (with "\n"), but it refuses a line holding "\r":
+    it writes nothing and returns False, and that rare row goes to `quoted`. The others
+    cost one search of their line.
+    """
+
+    def __init__(self, buffer: io.StringIO) -> None:
+        self._put = buffer.write
+        self.writerow = csv.writer(self, lineterminator="\n").writerow
+        self._spare = io.StringIO()
+        self._quoting = csv.writer(self._spare, lineterminator="\r\n")
+
+    def write(self, line: str) -> int | bool:
+        r"""`writerow`'s file: False, and nothing written, for a line holding "\r"."""
+        return "\r" not in line and self._put(line)
+
+    def quoted(self, row: Iterable[Any]) -> None:
+        r"""Write `row` with a writer ending lines in "\r\n" (so quoting "\r" too), its
+        ending made "\n"."""
+        self._quoting.writerow(row)
+        line = self._spare.getvalue()
+        self._spare.seek(0)
+        self._spare.truncate()
+        self._put(line.removesuffix("\r\n") + "\n")
+
+
 async def stream_csv(
     conn: Connection,
     export: Export,
@@ -147,7 +181,7 @@ async def stream_csv(
     `query_seconds`: the limit for each of the export's queries (None: the
     connection's)."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    writer = CsvLines(buffer)
     rows = 0
 
     async def flush() -> None:
@@ -162,7 +196,7 @@ async def stream_csv(
             query, args, headers = await select(conn, export, query_seconds=query_seconds)
         except TimeoutError as exc:
             raise QueryTooSlow(query_seconds) from exc
-        writer.writerow(headers)
+        writer.quoted(headers)  # metadata keys are the customers' own text
         cursor = conn.cursor(query, *args, prefetch=CURSOR_PREFETCH, timeout=query_seconds)
         records = aiter(cursor)
         while True:
@@ -172,7 +206,8 @@ async def stream_csv(
                 break
             except TimeoutError as exc:  # the sink's own time-outs pass as they are
                 raise QueryTooSlow(query_seconds) from exc
-            writer.writerow(record)
+            if not writer.writerow(record):  # it holds "\r"
+                writer.quoted(record)
             rows += 1
             if buffer.tell() >= CHUNK_BYTES:
                 await flush()
@@ -196,6 +231,18 @@ class QueryTooSlow(Exception):  # noqa: N818 - reads as "raise QueryTooSlow"
 EXPORT_QUERY_SECONDS = 3600.0
 
 
+# What db.UNAVAILABLE counts as "Postgres is not answering" but is the export's own doing:
+# Postgres cancelled its query (statement_timeout, pg_cancel_backend) or stopped it at a
+# resource limit (temp_file_limit, a full disk, out of memory). Taken up again, the job
+# would run its heavy query again each time its lease ran out, to the same end: it fails.
+ITS_OWN_FAILURE: tuple[type[Exception], ...] = (
+    asyncpg.exceptions.QueryCanceledError,
+    asyncpg.exceptions.ConfigurationLimitExceededError,
+    asyncpg.exceptions.DiskFullError,
+    asyncpg.exceptions.OutOfMemoryError,
+)
+
+
 class LeaseLost(Exception):  # noqa: N818 - reads as "raise LeaseLost"
     """Another worker claimed the job: this one stops without touching it."""
 
@@ -214,6 +261,9 @@ class ExportRunner:
     lease: timedelta = timedelta(seconds=60)
     poll_seconds: float = 2.0
     query_seconds: float = EXPORT_QUERY_SECONDS
+    # A pool too small for the writers and a job (config.py checks DB_POOL_SIZE) hung the
+    # worker for good: waiting longer for a connection fails the attempt, in the log.
+    acquire_seconds: float = 10.0
 
     def __post_init__(self) -> None:
         self._wake = asyncio.Event()
@@ -232,27 +282,40 @@ class ExportRunner:
                 await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
             self._wake.clear()
 
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Connection]:
+        """A connection of the pool; TimeoutError naming the pool after `acquire_seconds`."""
+        try:
+            conn = await self.pool.acquire(timeout=self.acquire_seconds)
+        except TimeoutError:
+            seconds = self.acquire_seconds
+            raise TimeoutError(f"no connection of the pool free within {seconds:g} s") from None
+        try:
+            yield conn
+        finally:
+            await self.pool.release(conn)
+
     async def run_once(self) -> bool:
         """Claim and produce one job; False when there was none."""
         claim = secrets.token_hex(8)
-        async with self.pool.acquire() as conn:
+        async with self._connection() as conn:
             job = await conn.fetchrow(CLAIM_NEXT, self.lease, claim)
         if job is None:
             return False
         export_id = job["id"]
         try:
             rows, size = await self._produce_leased(job, claim)
-            async with self.pool.acquire() as conn:
+            async with self._connection() as conn:
                 if await conn.fetchval(FINISH, export_id, claim, rows, size) is None:
                     raise LeaseLost
         except LeaseLost:
             log.warning("export taken over by another worker", export_id=export_id)
             return True
-        except UNAVAILABLE:
-            raise  # the lease runs out and the job is taken up again
-        except Exception as exc:  # noqa: BLE001 - a failed export reports ERROR, the runner goes on
+        except Exception as exc:  # a failed export reports ERROR, the runner goes on
+            if isinstance(exc, UNAVAILABLE) and not isinstance(exc, ITS_OWN_FAILURE):
+                raise  # Postgres unreachable: the lease runs out and the job is taken up again
             log.warning("export failed", export_id=export_id, error=str(exc))
-            async with self.pool.acquire() as conn:
+            async with self._connection() as conn:
                 await conn.execute(FAIL, export_id, claim, f"{type(exc).__name__}: {exc}")
             return True
         log.info("export done", export_id=export_id, rows=rows, bytes=size)
@@ -287,14 +350,14 @@ class ExportRunner:
         when the job's claim is no longer ours."""
         while True:
             await asyncio.sleep(self.lease.total_seconds() / 3)
-            async with self.pool.acquire() as conn:
+            async with self._connection() as conn:
                 if await conn.fetchval(RENEW_LEASE, export_id, claim, self.lease) is None:
                     raise LeaseLost
 
     async def _produce(self, job: asyncpg.Record, claim: str) -> tuple[int, int]:
         export_id = job["id"]
         export = export_of(job)
-        async with self.pool.acquire() as reader, self.pool.acquire() as writer:
+        async with self._connection() as reader, self._connection() as writer:
             if not await writer.fetchval(DELETE_CHUNKS, export_id, claim):
                 raise LeaseLost
             seq = 0

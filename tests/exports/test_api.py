@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import AsyncExitStack
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -135,6 +136,32 @@ async def test_a_wrong_or_expired_download_token_gets_401(
     listed = exports[0].result.url
     assert listed not in (url, fresh)
     assert httpx.get(listed).status_code == 200
+
+
+async def test_a_link_read_keeps_working_for_half_the_ttl_at_least(
+    sdk: ExportsApi, conn: db.Connection
+) -> None:
+    """Reading the export, or the list, when less than half the TTL is left extends its
+    token to a full TTL: a link read a minute before expiry once worked for that minute.
+    The token stays the same, so links handed out before keep working."""
+    created = sdk.create_export(body("customer"))
+    url = wait_done(sdk, created.id).result.url
+
+    def listed() -> Any:
+        exports = sdk.list_exports().exports
+        assert exports
+        return exports[0]
+
+    left = "SELECT token_expires_at - now() FROM exports"
+    for read in (lambda: sdk.get_export(created.id), listed):
+        await conn.execute("UPDATE exports SET token_expires_at = now() + interval '1 minute'")
+        assert read().result.url == url
+        assert await conn.fetchval(left) > timedelta(hours=23, minutes=59)
+    # With more than half left, a read writes nothing.
+    await conn.execute("UPDATE exports SET token_expires_at = now() + interval '13 hours'")
+    assert sdk.get_export(created.id).result.url == url
+    assert await conn.fetchval(left) < timedelta(hours=13)
+    assert httpx.get(url).status_code == 200
 
 
 def test_the_webhook_endpoint_ignores_api_keys(live: LiveServer) -> None:

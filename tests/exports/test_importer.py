@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 from collections.abc import Callable
 from pathlib import Path
 
@@ -63,6 +65,29 @@ async def test_export_import_into_an_empty_database_and_export_again_gives_the_s
         assert again[obj] == first[obj], obj
 
 
+async def test_a_value_holding_a_carriage_return_is_quoted_and_reads_back_whole(
+    conn: db.Connection, tmp_path: Path
+) -> None:
+    """A bare "\\r" inside a value went out unquoted: every CSV reader (and the import)
+    took it for the end of the record."""
+    await seed(conn)
+    await conn.execute("UPDATE customers SET name = $1 WHERE id = 'cust_a'", "a\rb")
+    exported = await export_all_fields(conn, "customer")
+    assert b'"a\rb"' in exported
+    records = list(csv.reader(io.StringIO(exported.decode(), newline="")))
+    assert len(records) == 4  # the headers and three customers
+    id_at, name_at = records[0].index("ID"), records[0].index("Name")
+    names = {r[id_at]: r[name_at] for r in records[1:]}
+    assert names["cust_a"] == "a\rb"
+
+    await conn.execute("TRUNCATE customers CASCADE")
+    path = tmp_path / "customers.csv"
+    path.write_bytes(exported)
+    assert await load(conn, "customer", path) == (3, [])
+    assert await conn.fetchval("SELECT name FROM customers WHERE id = 'cust_a'") == "a\rb"
+    assert await export_all_fields(conn, "customer") == exported
+
+
 async def test_an_import_never_overwrites_newer_webhook_data(
     client: httpx.AsyncClient, conn: db.Connection, tmp_path: Path
 ) -> None:
@@ -84,6 +109,35 @@ async def test_an_import_never_overwrites_newer_webhook_data(
                 await conn.fetch("SELECT id, status, last_event_id FROM orders")}  # fmt: skip
     assert statuses["ord_live"] == ("PAID", paid["id"])
     assert statuses["ord_history"] == ("FULFILLED", "import:orders.csv:3")
+
+
+async def test_an_older_import_leaves_a_newer_copy_to_later_copies(
+    client: httpx.AsyncClient, conn: db.Connection, tmp_path: Path
+) -> None:
+    """An order known only from the copy a redemption carries stays that copy (a stub)
+    when an older export file is loaded: the import once replaced it, marked it full,
+    and later copies could no longer update it."""
+
+    def redemption(event_id: str, at: str, status: str) -> bytes:
+        event = load_fixture("customer.redemption.succeeded")
+        event.update(id=event_id, created_at=at)
+        event["data"]["order"].update(id="ord_copied", status=status)
+        return compact_json(event)
+
+    await deliver(client, [redemption("evcus_copy_1", "2024-06-01T00:00:00Z", "CREATED")])
+    path = tmp_path / "orders.csv"
+    path.write_text("ID,Status,Updated At\nord_copied,CANCELED,2024-05-01T00:00:00.000Z\n")
+    assert await load(conn, "order", path) == (1, [])
+    query = "SELECT status, is_stub, last_event_id FROM orders WHERE id = 'ord_copied'"
+    assert tuple(await conn.fetchrow(query) or ()) == ("CREATED", True, "evcus_copy_1")
+
+    await deliver(client, [redemption("evcus_copy_2", "2024-07-01T00:00:00Z", "PAID")])
+    assert tuple(await conn.fetchrow(query) or ()) == ("PAID", True, "evcus_copy_2")
+    # A newer file wins, and its row is a full order.
+    path.write_text("ID,Status,Updated At\nord_copied,FULFILLED,2024-08-01T00:00:00.000Z\n")
+    await load(conn, "order", path)
+    row = ("FULFILLED", False, "import:orders.csv:2")
+    assert tuple(await conn.fetchrow(query) or ()) == row
 
 
 async def test_an_import_undone_by_a_deadlock_is_loaded_again(
@@ -175,6 +229,38 @@ async def test_a_malformed_file_stops_with_its_line_and_loads_nothing(
         await load(conn, "order", path)
     assert message in str(raised.value)
     assert await conn.fetchval("SELECT count(*) FROM orders") == 0
+
+
+async def test_a_file_saved_with_a_byte_order_mark_loads(
+    conn: db.Connection, tmp_path: Path
+) -> None:
+    """Excel saves "CSV UTF-8" with a BOM: it was read into the first header, which then
+    named no column."""
+    path = tmp_path / "orders.csv"
+    path.write_bytes(b"\xef\xbb\xbfID,Status\nord_1,PAID\n")
+    assert await load(conn, "order", path) == (1, [])
+    assert await conn.fetchval("SELECT status FROM orders WHERE id = 'ord_1'") == "PAID"
+
+
+async def test_a_cell_over_128_kib_loads_and_one_over_the_limit_stops_with_its_line(
+    conn: db.Connection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """csv's default limit (128 KiB) refused cells our own exports write, and its error
+    came out as a traceback rather than as the import's error with the line."""
+    path = tmp_path / "orders.csv"
+    status = "x" * (200 << 10)
+    path.write_text(f"ID,Status\nord_1,PAID\nord_2,{status}\n")
+    assert await load(conn, "order", path) == (2, [])
+    assert await conn.fetchval("SELECT status FROM orders WHERE id = 'ord_2'") == status
+
+    limit = csv.field_size_limit()  # the process's: given back
+    monkeypatch.setattr(importer, "FIELD_LIMIT", 1000)
+    try:
+        with pytest.raises(ImportError_) as raised:
+            await load(conn, "order", path)
+    finally:
+        csv.field_size_limit(limit)
+    assert str(raised.value) == "line 3: field larger than field limit (1000)"
 
 
 async def test_the_cli_exports_and_imports_the_same_csv_as_the_api(

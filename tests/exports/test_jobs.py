@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
+import pytest
+
 from service import db
 from service.exports import jobs
 from service.exports.jobs import CLAIM_NEXT, ExportRunner, LeaseLost
@@ -118,3 +120,69 @@ async def test_an_export_query_past_its_limit_fails_the_job(
     assert row is not None
     assert row["status"] == "ERROR"
     assert "ran over 0.5 s" in row["error"]
+
+
+# Orders enough for the export's sort to spill to disk with `work_mem` at its minimum.
+MANY_ORDERS = """
+INSERT INTO orders (id, source_id, created_at, status, amount, is_stub, last_event_at,
+                    last_event_id)
+SELECT 'ord_' || n, 'S-' || n, now() - n * interval '1 second', 'PAID', n, false, now(), 'e'
+FROM generate_series(1, 20000) AS n
+"""
+
+
+@pytest.mark.parametrize(
+    ("setting", "reason"),
+    [
+        # The query waits for a lock past the session's statement_timeout.
+        ("statement_timeout=300ms", "QueryCanceledError: canceling statement due to statement"),
+        # Its sort needs a temporary file larger than temp_file_limit allows.
+        ("work_mem=64kB&temp_file_limit=0", "ConfigurationLimitExceededError: temporary file"),
+    ],
+)
+async def test_an_export_query_postgres_ends_fails_the_job_and_is_not_taken_up_again(
+    conn: db.Connection, database_url: str, setting: str, reason: str
+) -> None:
+    """A query Postgres cancels (statement_timeout, pg_cancel_backend) or stops at a
+    resource limit fails the job, with the reason: it is the export's doing, not an
+    unreachable Postgres (the job stayed IN_PROGRESS, and its heavy query ran again each
+    time the lease ran out)."""
+    await conn.execute(MANY_ORDERS)
+    export_id = await schedule(conn)
+    lease = timedelta(seconds=1)
+    pool = await db.create_pool(f"{database_url}?{setting}", max_size=4)
+    try:
+        async with orders_locked(database_url) as release:
+            if "statement_timeout" not in setting:
+                await release()
+            assert await asyncio.wait_for(ExportRunner(pool, lease=lease).run_once(), 30)
+        await asyncio.sleep(lease.total_seconds() * 1.5)
+        assert not await ExportRunner(pool, lease=lease).run_once()
+    finally:
+        await pool.close()
+    row = await conn.fetchrow("SELECT status, error FROM exports WHERE id = $1", export_id)
+    assert row is not None
+    assert row["status"] == "ERROR"
+    assert row["error"].startswith(reason)
+
+
+async def test_a_pool_too_small_for_an_export_ends_the_attempt_instead_of_hanging(
+    conn: db.Connection, database_url: str
+) -> None:
+    """No connection free for the job's second one (a DB_POOL_SIZE the writers use up):
+    the attempt ends with an error naming the pool, which the runner logs before it waits,
+    and the job is left for its lease to run out. The worker once waited for good."""
+    await seed(conn)
+    export_id = await schedule(conn)
+    pool = await db.create_pool(database_url, max_size=1)
+    attempt = asyncio.create_task(ExportRunner(pool, acquire_seconds=0.5).run_once())
+    try:
+        await asyncio.wait({attempt}, timeout=10)
+    finally:
+        attempt.cancel()
+        await asyncio.wait({attempt})
+        await pool.close()
+    with pytest.raises(TimeoutError, match=r"^no connection of the pool free within 0\.5 s$"):
+        attempt.result()
+    status = await conn.fetchval("SELECT status FROM exports WHERE id = $1", export_id)
+    assert status == "IN_PROGRESS"
