@@ -118,7 +118,8 @@ def _convert(kind: Kind, text: str) -> Any:
     return text
 
 
-def _statement(p: Plan, extra: list[str]) -> str:
+def _statement(p: Plan, extra: list[str], types: dict[str, str]) -> str:
+    """The upsert of one row; `types`: the table's column types (see below)."""
     names = [c for _, c, _ in p.columns] + extra
     params = ", ".join(f"${n}" for n in range(1, len(names) + 1))
     # Newer wins, also over a copy (a stub): an older file replaced a newer copy, marked
@@ -126,8 +127,21 @@ def _statement(p: Plan, extra: list[str]) -> str:
     guard = NEWER
     if p.table == "customers":  # a redacted customer stays empty, as for webhooks
         guard = f"{guard} AND t.redacted_at IS NULL"
+    rows = f"VALUES ({params})"
+    if p.table == "publications" and set(PUBLICATION_IDENTITY) <= set(names):
+        # Publication files carry no id (`_publication_id` makes one): a publication a
+        # webhook stored already, under its real pub_ id, is left to it, not doubled.
+        same = " AND ".join(
+            f"p.{c} IS NOT DISTINCT FROM ${names.index(c) + 1}" for c in PUBLICATION_IDENTITY
+        )
+        # (Typed: outside VALUES, Postgres would read the parameters as text.)
+        typed = ", ".join(f"${n}::{types[c]}" for n, c in enumerate(names, start=1))
+        rows = (
+            f"SELECT {typed} WHERE NOT EXISTS (SELECT FROM publications p WHERE {same} "
+            f"AND p.last_event_id NOT LIKE '{IMPORTED}%')"
+        )
     return (
-        f"INSERT INTO {p.table} AS t ({', '.join(names)}) VALUES ({params})\n"  # noqa: S608
+        f"INSERT INTO {p.table} AS t ({', '.join(names)}) {rows}\n"  # noqa: S608
         + update_when(names, when=guard)
     )
 
@@ -179,9 +193,18 @@ def _row_time(named: dict[str, Any]) -> datetime:
     return BEGINNING
 
 
+COLUMN_TYPES = """
+SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute
+WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped
+"""
+
+# What identifies a publication in an export file, which carries no id.
+PUBLICATION_IDENTITY = ("voucher_code", "customer_id", "date")
+
+
 def _publication_id(named: dict[str, Any]) -> str:
     """Publication exports carry no id: derive a stable one from what identifies them."""
-    basis = "|".join(str(named.get(k)) for k in ("voucher_code", "customer_id", "date"))
+    basis = "|".join(str(named.get(k)) for k in PUBLICATION_IDENTITY)
     return "pub_import_" + hashlib.sha256(basis.encode()).hexdigest()[:24]
 
 
@@ -225,7 +248,8 @@ async def _load_once(
             + (["is_stub"] if p.table in STUB_TABLES else [])
             + ["last_event_at", "last_event_id"]
         )
-        statement = _statement(p, extra)
+        types = dict(await conn.fetch(COLUMN_TYPES, p.table))
+        statement = _statement(p, extra, types)
         count = 0
         async with conn.transaction():
             batch: list[list[Any]] = []
