@@ -137,13 +137,11 @@ def _statement(p: Plan, extra: list[str], types: dict[str, str]) -> str:
         # (Typed: outside VALUES, Postgres would read the parameters as text.)
         typed = ", ".join(f"${n}::{types[c]}" for n, c in enumerate(names, start=1))
         rows = (
-            f"SELECT {typed} WHERE NOT EXISTS (SELECT FROM publications p WHERE {same} "
+            f"SELECT {typed} WHERE NOT EXISTS (SELECT FROM publications p WHERE {same} "  # noqa: S608 - our names and types
             f"AND p.last_event_id NOT LIKE '{IMPORTED}%')"
         )
-    return (
-        f"INSERT INTO {p.table} AS t ({', '.join(names)}) {rows}\n"  # noqa: S608
-        + update_when(names, when=guard)
-    )
+    insert = f"INSERT INTO {p.table} AS t ({', '.join(names)}) {rows}\n"
+    return insert + update_when(names, when=guard)
 
 
 def _numbered(reader: Iterator[list[str]]) -> Iterator[tuple[int, list[str]]]:
@@ -248,7 +246,7 @@ async def _load_once(
             + (["is_stub"] if p.table in STUB_TABLES else [])
             + ["last_event_at", "last_event_id"]
         )
-        types = dict(await conn.fetch(COLUMN_TYPES, p.table))
+        types = {r["attname"]: r["format_type"] for r in await conn.fetch(COLUMN_TYPES, p.table)}
         statement = _statement(p, extra, types)
         count = 0
         async with conn.transaction():
