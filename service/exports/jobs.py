@@ -51,18 +51,29 @@ DELETE_EXPORT = "DELETE FROM exports WHERE id = $1 RETURNING id"
 # Take the oldest scheduled job, or one whose worker stopped renewing its lease. `claim`
 # ($2) names this attempt: the statements below act only while it is the one stored, so
 # a worker that lost the job to another (its lease ran out) can no longer write to it.
+# A job whose lease ran out on its last allowed attempt ($3) fails instead: whatever
+# stops its workers (a query whose backend gets killed) would stop the next one too.
 CLAIM_NEXT = """
+WITH given_up AS (
+    UPDATE exports SET status = 'ERROR', finished_at = now(), lease_until = NULL,
+                       error = 'gave up after ' || attempts || ' attempts, each ended '
+                               'without finishing (its worker or Postgres stopped)'
+    WHERE status = 'IN_PROGRESS' AND lease_until < now() AND attempts >= $3
+)
 UPDATE exports SET status = 'IN_PROGRESS', started_at = now(),
-                   lease_until = now() + $1::interval, error = NULL, claim = $2
+                   lease_until = now() + $1::interval, error = NULL, claim = $2,
+                   attempts = attempts + 1
 WHERE id = (
     SELECT id FROM exports
-    WHERE status = 'SCHEDULED' OR (status = 'IN_PROGRESS' AND lease_until < now())
+    WHERE status = 'SCHEDULED'
+       OR (status = 'IN_PROGRESS' AND lease_until < now() AND attempts < $3)
     ORDER BY created_at
     FOR UPDATE SKIP LOCKED
     LIMIT 1
 )
 RETURNING *
 """
+MAX_ATTEMPTS = 3
 RENEW_LEASE = """
 UPDATE exports SET lease_until = now() + $3::interval WHERE id = $1 AND claim = $2
 RETURNING id
@@ -299,7 +310,7 @@ class ExportRunner:
         """Claim and produce one job; False when there was none."""
         claim = secrets.token_hex(8)
         async with self._connection() as conn:
-            job = await conn.fetchrow(CLAIM_NEXT, self.lease, claim)
+            job = await conn.fetchrow(CLAIM_NEXT, self.lease, claim, MAX_ATTEMPTS)
         if job is None:
             return False
         export_id = job["id"]

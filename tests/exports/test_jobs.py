@@ -40,6 +40,35 @@ async def file_of(pool: db.Pool, export_id: str) -> bytes:
     return b"".join([chunk async for chunk in jobs.chunks(pool, export_id)])
 
 
+async def test_a_job_whose_workers_keep_stopping_fails_after_its_last_attempt(
+    conn: db.Connection,
+) -> None:
+    """A job that stops its worker every time (killed, or Postgres restarted under it)
+    was taken up again each time its lease ran out, for ever. After its last allowed
+    attempt it fails, saying why; another job is still taken up."""
+    await seed(conn)
+    stuck = await schedule(conn)
+    lease = timedelta(seconds=60)
+    for attempt in range(1, jobs.MAX_ATTEMPTS + 1):
+        job = await conn.fetchrow(CLAIM_NEXT, lease, f"claim-{attempt}", jobs.MAX_ATTEMPTS)
+        assert job is not None
+        assert (job["id"], job["attempts"]) == (stuck, attempt)
+        await conn.execute("UPDATE exports SET lease_until = now() - interval '1 s'")  # stops
+    waiting = await schedule(conn)
+
+    job = await conn.fetchrow(CLAIM_NEXT, lease, "claim-next", jobs.MAX_ATTEMPTS)
+
+    assert job is not None
+    assert job["id"] == waiting
+    row = await conn.fetchrow("SELECT status, error FROM exports WHERE id = $1", stuck)
+    assert row is not None
+    assert row["status"] == "ERROR"
+    assert row["error"] == (
+        f"gave up after {jobs.MAX_ATTEMPTS} attempts, each ended without finishing "
+        "(its worker or Postgres stopped)"
+    )
+
+
 async def test_a_worker_that_lost_its_job_to_another_writes_nothing_to_it(
     conn: db.Connection, database_url: str
 ) -> None:
@@ -48,7 +77,7 @@ async def test_a_worker_that_lost_its_job_to_another_writes_nothing_to_it(
     wrote its own, and either could mark the job last)."""
     await seed(conn)
     export_id = await schedule(conn)
-    job = await conn.fetchrow(CLAIM_NEXT, timedelta(seconds=60), "claim-a")
+    job = await conn.fetchrow(CLAIM_NEXT, timedelta(seconds=60), "claim-a", jobs.MAX_ATTEMPTS)
     assert job is not None
     await conn.execute("UPDATE exports SET lease_until = now() - interval '1 s'")
     pool = await db.create_pool(database_url, max_size=4)
