@@ -99,7 +99,7 @@ VOUCHER = ExportObject(
         "validity_day_of_week": Column("x.validity_day_of_week", A),
         "discount_amount_limit": Column("x.discount_amount_limit", N),
         **_cols(T, "campaign_id", "additional_info", "customer_id"),
-        "discount_effect": Column("NULL::text", T),
+        "discount_effect": Column("x.discount_effect", T),
         **_cols(T, "discount_unit_type", "discount_unit_effect"),
         "validation_rules_id": Column("NULL::text", T),
         "customer_source_id": Column("c.source_id", T),

@@ -278,7 +278,7 @@ VOUCHER_COLUMNS = (
     "is_referral_code", "created_at", "updated_at", "validity_timeframe_interval",
     "validity_timeframe_duration", "validity_day_of_week", "discount_amount_limit",
     "discount_unit_type", "discount_unit_effect", "additional_info", "customer_id",
-    "last_event_at", "last_event_id",
+    "discount_effect", "last_event_at", "last_event_id",
 )  # fmt: skip
 # Every event embeds a Simple Voucher, and many leave out its holder, balances or
 # campaign: a copy without them keeps the values an earlier or later one brought.
@@ -360,6 +360,7 @@ def voucher(
         discount.effect if discount and discount.type == "UNIT" else None,
         voucher.additional_info,
         voucher.holder_id or holder_id,
+        discount.effect if discount else None,
         meta.at,
         meta.event_id,
     )

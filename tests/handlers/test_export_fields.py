@@ -136,6 +136,7 @@ fields("voucher", "customer.voucher.loyalty_card.points_added", "vouchers", f"{V
     "customer_id": (f"{VOUCHER}.holder_id", same),
     "discount_unit_type": (f"{VOUCHER}.discount.unit_type", same),
     "discount_unit_effect": (f"{VOUCHER}.discount.effect", same),
+    "discount_effect": (f"{VOUCHER}.discount.effect", same),
 })  # fmt: skip
 
 PUB = "data.publication"

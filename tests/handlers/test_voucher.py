@@ -44,9 +44,10 @@ async def test_only_a_unit_discount_has_a_unit_effect(
     unit_effect: str | None,
 ) -> None:
     """The export's `discount_unit_effect` is the UNIT discount effect; other kinds' effects
-    (APPLY_TO_ORDER, ...) are not unit effects."""
+    (APPLY_TO_ORDER, ...) are not unit effects, and go in `discount_effect`."""
     row = await voucher_row(client, conn, with_discount(discount))
     assert row["discount_unit_effect"] == unit_effect
+    assert row["discount_effect"] == discount["effect"]  # kept for every kind
 
 
 async def test_a_fixed_discount_is_valued_at_its_fixed_amount(
