@@ -122,26 +122,38 @@ class Statement:
 
     def _choosing(self, *, where: str) -> str:
         """The write of one row per key, chosen in SQL among the rows `where` keeps: the
-        newest, the first on ties; a column `kept_if_null` from the newest row that has
-        a value there."""
+        newest, the first on ties; a column `kept_if_null` from the newest row that has a
+        value there and is newer than the stored row (or the stored row has none there).
+        (Taken from any row, an older value would ride in on the newest row and pass the
+        conflict clause as newer: a late balance over the stored, newer one.)"""
         columns = ", ".join(self.columns)
         key = ", ".join(f"r.{c}" for c in self.key)
         newest = "r.last_event_at DESC, r.last_event_id DESC, " if self.newest_wins else ""
         if self.copies:
             newest = "r.is_stub, " + newest  # a full row first (false sorts first)
-        picked = ", ".join(
-            f"first_value(r.{c}) OVER (PARTITION BY {key} ORDER BY r.{c} IS NULL, {newest}e.n)"
-            f" AS {c}"
-            if c in self.kept_if_null
-            else f"r.{c}"
-            for c in self.columns
-        )
+        stored = ""
+        picked = []
+        for c in self.columns:
+            if c not in self.kept_if_null:
+                picked.append(f"r.{c}")
+                continue
+            usable = (
+                f"(r.{c} IS NOT NULL AND (cur.{c} IS NULL OR (r.last_event_at, r.last_event_id)"
+                " > (cur.last_event_at, cur.last_event_id)))"
+            )
+            picked.append(
+                f"first_value(CASE WHEN {usable} THEN r.{c} END) OVER (PARTITION BY {key} "
+                f"ORDER BY {usable} DESC, {newest}e.n) AS {c}"
+            )
+        if self.kept_if_null:
+            matched = " AND ".join(f"cur.{c} = r.{c}" for c in self.key)
+            stored = f"\n    LEFT JOIN {self.table} AS cur ON {matched}"
         return f"""
 INSERT INTO {self.table} AS t ({columns})
 SELECT {columns} FROM (
-    SELECT DISTINCT ON ({key}) {picked}
-    FROM jsonb_array_elements(_rows) WITH ORDINALITY AS e (row, n),
-         jsonb_populate_record(NULL::{self.table}, e.row) AS r
+    SELECT DISTINCT ON ({key}) {", ".join(picked)}
+    FROM jsonb_array_elements(_rows) WITH ORDINALITY AS e (row, n)
+    CROSS JOIN jsonb_populate_record(NULL::{self.table}, e.row) AS r{stored}
     WHERE {where}
     ORDER BY {key}, {newest}e.n
 ) AS r

@@ -221,3 +221,29 @@ async def test_a_voucher_copy_without_holder_or_balance_keeps_them_in_either_ord
     assert rows[0]["campaign_id"] == added["data"]["voucher"]["campaign_id"]
     assert rows[0]["last_event_id"] == redeemed["id"]
     assert all(row == rows[0] for row in rows[1:])
+
+
+async def test_a_late_balance_in_a_batch_does_not_ride_in_on_a_newer_copy(
+    conn: db.Connection,
+) -> None:
+    """Stored: the balance of 2024-01-05. One batch then brings a late balance of
+    2024-01-03 and a copy of 2024-01-07 without one. One by one, the late balance is
+    older than the stored one and the copy keeps it; merged in the batch, the late value
+    once rode in on the copy's newer time and rolled the balance back."""
+    received = datetime.now(UTC)
+
+    def balance(n: int, at: str, amount: int) -> dict[str, Any]:
+        return event("customer.voucher.gift.balance_added", n, at,
+                     customer={"id": "cust_kept"},
+                     voucher={"id": "v_kept", "type": "GIFT_VOUCHER", "holder_id": "cust_kept",
+                              "gift": {"amount": 5000, "balance": amount}})  # fmt: skip
+
+    _, copy = voucher_events()
+    copy["id"], copy["created_at"] = "evcus_ooo_7", "2024-01-07T10:00:00Z"
+    await commit(conn, [prepare(parse(compact_json(balance(5, "2024-01-05T10:00:00Z", 500))),
+                                received)])  # fmt: skip
+    late = balance(3, "2024-01-03T10:00:00Z", 800)
+    await commit(conn, [prepare(parse(compact_json(a)), received) for a in (late, copy)])
+
+    row = await fetch_one(conn, "SELECT gift_balance, last_event_id FROM vouchers")
+    assert row == {"gift_balance": 500, "last_event_id": "evcus_ooo_7"}
