@@ -411,7 +411,8 @@ class Writer:
             incoming = parse(body)
         except Rejected:
             return False
-        prepared.incoming = incoming  # same id and type: the body's other text is as it was
+        sent, error = prepared.incoming, prepared.error
+        prepared.incoming = incoming  # the body's text as it was, NULs written out
         prepared.error = (
             f"stored with each NUL character written out as the text \\u0000 (Postgres "
             f"refused the payload as sent: {type(exc).__name__}: {exc}); the signature was "
@@ -422,6 +423,9 @@ class Writer:
         except NOT_THE_EVENTS_FAULT:
             raise
         except Exception:  # noqa: BLE001 - something else is wrong with it: refused
+            # As sent again: its failure is keyed by its id as sent, which its repeats in
+            # the batch share (a NUL in the id itself is written out in the escaped one).
+            prepared.incoming, prepared.error = sent, error
             return False
         return True
 

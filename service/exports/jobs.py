@@ -56,6 +56,7 @@ DELETE_EXPORT = "DELETE FROM exports WHERE id = $1 RETURNING id"
 CLAIM_NEXT = """
 WITH given_up AS (
     UPDATE exports SET status = 'ERROR', finished_at = now(), lease_until = NULL,
+                       claim = NULL,  -- a worker still at it can no longer end it
                        error = 'gave up after ' || attempts || ' attempts, each ended '
                                'without finishing (its worker or Postgres stopped)'
     WHERE status = 'IN_PROGRESS' AND lease_until < now() AND attempts >= $3
@@ -80,7 +81,7 @@ RETURNING id
 """
 FINISH = """
 UPDATE exports SET status = 'DONE', finished_at = now(), lease_until = NULL,
-                   row_count = $3, byte_count = $4
+                   row_count = $3, byte_count = $4, error = NULL
 WHERE id = $1 AND claim = $2
 RETURNING id
 """

@@ -67,6 +67,10 @@ async def test_a_job_whose_workers_keep_stopping_fails_after_its_last_attempt(
         f"gave up after {jobs.MAX_ATTEMPTS} attempts, each ended without finishing "
         "(its worker or Postgres stopped)"
     )
+    # The last attempt's worker, still at it, can no longer end it (nor mark it DONE).
+    last = f"claim-{jobs.MAX_ATTEMPTS}"
+    assert await conn.fetchval(jobs.RENEW_LEASE, stuck, last, lease) is None
+    assert await conn.fetchval(jobs.FINISH, stuck, last, 0, 0) is None
 
 
 async def test_a_worker_that_lost_its_job_to_another_writes_nothing_to_it(
