@@ -36,6 +36,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from service.protocol import protocol_for  # noqa: PLC0415
 
     settings.require_signing()
+    settings.require_pool()
     url = database_url(settings)
     host = args.host or settings.host
     port = settings.port if args.port is None else args.port  # 0: any free port

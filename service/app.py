@@ -352,6 +352,7 @@ def from_env() -> Starlette:
 
     exit_with_parent()
     settings = Settings.from_env()
+    settings.require_pool()
     service_log.configure(settings.log_level, settings.log_format)
     if not settings.database_url:
         raise RuntimeError("serve sets DATABASE_URL for its workers")

@@ -95,10 +95,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         except ValueError as exc:
             raise ConfigError(f"invalid setting: {exc}") from exc
 
-    def __post_init__(self) -> None:
-        # Each writer task keeps a connection. An export being produced holds two (its
-        # cursor, its file's chunks) and renews its lease on a third; without the export
-        # worker, probes and API requests need one.
+    def require_pool(self) -> None:
+        """Refuse to serve with a pool the writers and the export worker would use up
+        (checked by `serve` only: other commands open a connection of their own).
+        Each writer task keeps a connection. An export being produced holds two (its
+        cursor, its file's chunks) and renews its lease on a third; without the export
+        worker, probes and API requests need one."""
         others, why = (
             (3, "the export worker needs 3 (1 with DISABLE_EXPORT_WORKER=1)")
             if self.export_worker

@@ -109,10 +109,18 @@ def test_serve_refuses_a_pool_its_writers_and_export_worker_would_use_up(
 
 
 def test_a_pool_of_just_what_the_writers_and_export_worker_need_is_accepted() -> None:
-    assert Settings.from_env({"DB_POOL_SIZE": "12", "WRITER_CONCURRENCY": "9"})
-    assert Settings.from_env(
+    Settings.from_env({"DB_POOL_SIZE": "12", "WRITER_CONCURRENCY": "9"}).require_pool()
+    Settings.from_env(
         {"DB_POOL_SIZE": "10", "WRITER_CONCURRENCY": "9", "DISABLE_EXPORT_WORKER": "1"}
-    )
+    ).require_pool()
+
+
+def test_only_serve_minds_the_pool_size(database_url: str) -> None:
+    """The rule is about the server's writers and export worker: a migration run with
+    a small pool setting (a rollout's pre-step) must not be refused by it."""
+    env = cli_env(DATABASE_URL=database_url, DB_POOL_SIZE="2", WRITER_CONCURRENCY="2")
+    result = run_cli("migrate", env=env)
+    assert result.returncode == 0, result.stderr
 
 
 def test_a_live_server_stores_a_signed_event_and_stops_cleanly_on_sigterm(
