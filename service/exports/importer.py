@@ -131,9 +131,9 @@ def _statement(p: Plan, extra: list[str], types: dict[str, str]) -> str:
     if p.table == "publications" and set(PUBLICATION_IDENTITY) <= set(names):
         # Publication files carry no id (`_publication_id` makes one): a publication a
         # webhook stored already, under its real pub_ id, is left to it, not doubled.
-        same = " AND ".join(
-            f"p.{c} IS NOT DISTINCT FROM ${names.index(c) + 1}" for c in PUBLICATION_IDENTITY
-        )
+        # Equalities (not IS NOT DISTINCT FROM), so the customer_id index finds the twin:
+        # each file row is one index lookup, not a scan of the table.
+        same = " AND ".join(f"p.{c} = ${names.index(c) + 1}" for c in PUBLICATION_IDENTITY)
         # (Typed: outside VALUES, Postgres would read the parameters as text.)
         typed = ", ".join(f"${n}::{types[c]}" for n, c in enumerate(names, start=1))
         rows = (
