@@ -123,8 +123,10 @@ def _statement(p: Plan, extra: list[str], types: dict[str, str]) -> str:
     names = [c for _, c, _ in p.columns] + extra
     params = ", ".join(f"${n}" for n in range(1, len(names) + 1))
     # Newer wins, also over a copy (a stub): an older file replaced a newer copy, marked
-    # it full, and later copies could no longer update it.
-    guard = NEWER
+    # it full, and later copies could no longer update it. An older file still fills what
+    # a copy left empty (a customer's address, totals, ...), leaving the copy's own
+    # values, its time and its being a copy as they are: later copies go on updating it.
+    guard = f"({NEWER} OR t.is_stub)" if p.table in STUB_TABLES else NEWER
     if p.table == "customers":  # a redacted customer stays empty, as for webhooks
         guard = f"{guard} AND t.redacted_at IS NULL"
     rows = f"VALUES ({params})"
@@ -141,7 +143,16 @@ def _statement(p: Plan, extra: list[str], types: dict[str, str]) -> str:
             f"AND p.last_event_id NOT LIKE '{IMPORTED}%')"
         )
     insert = f"INSERT INTO {p.table} AS t ({', '.join(names)}) {rows}\n"
-    return insert + update_when(names, when=guard)
+    if p.table not in STUB_TABLES:
+        return insert + update_when(names, when=guard)
+    own = ("is_stub", "last_event_at", "last_event_id")
+    updates = ",\n    ".join(
+        f"{c} = CASE WHEN {NEWER} THEN EXCLUDED.{c} ELSE "
+        + (f"t.{c} END" if c in own else f"coalesce(t.{c}, EXCLUDED.{c}) END")
+        for c in names
+        if c != "id"
+    )
+    return f"{insert}ON CONFLICT (id) DO UPDATE SET\n    {updates}\nWHERE {guard}"
 
 
 def _numbered(reader: Iterator[list[str]]) -> Iterator[tuple[int, list[str]]]:

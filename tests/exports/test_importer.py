@@ -141,6 +141,45 @@ async def test_an_older_import_leaves_a_newer_copy_to_later_copies(
     assert tuple(await conn.fetchrow(query) or ()) == row
 
 
+async def test_an_older_import_fills_what_a_newer_copy_left_empty(
+    client: httpx.AsyncClient, conn: db.Connection, tmp_path: Path
+) -> None:
+    """A customer known only from the copy a redemption carries gets the address and
+    phone an older export file has; the copy's own values, its time and its being a
+    copy stay, so a later copy still updates it."""
+
+    def redemption(event_id: str, at: str) -> bytes:
+        event = load_fixture("customer.redemption.succeeded")
+        event.update(id=event_id, created_at=at)
+        event["data"]["customer"]["id"] = "cust_copied"
+        return compact_json(event)
+
+    query = "SELECT name, phone, address_city, is_stub, last_event_id FROM customers "
+    query += "WHERE id = 'cust_copied'"
+    await deliver(client, [redemption("evcus_cc_1", "2024-06-01T00:00:00Z")])
+    copy = await conn.fetchrow(query)
+    assert copy is not None
+    assert (copy["phone"], copy["address_city"], copy["is_stub"]) == (None, None, True)
+    path = tmp_path / "customers.csv"
+    path.write_text(
+        "ID,Name,Phone,Address City,Updated At\n"
+        "cust_copied,Old Name,+48 600 000 000,Warsaw,2024-05-01T00:00:00.000Z\n"
+    )
+    await load(conn, "customer", path)
+    filled = (copy["name"], "+48 600 000 000", "Warsaw", True, "evcus_cc_1")
+    assert tuple(await conn.fetchrow(query) or ()) == filled
+
+    await deliver(client, [redemption("evcus_cc_2", "2024-07-01T00:00:00Z")])
+    row = await conn.fetchrow(query)
+    assert row is not None
+    assert (row["phone"], row["address_city"], row["is_stub"]) == (
+        "+48 600 000 000",
+        "Warsaw",
+        True,
+    )
+    assert row["last_event_id"] == "evcus_cc_2"
+
+
 async def test_a_publication_a_webhook_stored_is_not_imported_twice(
     client: httpx.AsyncClient, conn: db.Connection, tmp_path: Path
 ) -> None:
