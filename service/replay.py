@@ -27,6 +27,7 @@ import structlog
 
 from service.db import NOT_THE_EVENTS_FAULT, UNAVAILABLE, Connection, again_if_undone
 from service.events import DECODER, decode_failure
+from service.exports.importer import FILLABLE as IMPORTED_FILLABLE
 from service.exports.importer import IMPORTED
 from service.exports.importer import TABLES as IMPORTED_TABLES
 from service.handlers import TRY_APPLY_WRITES, Meta, Writes, handler_failure
@@ -83,8 +84,17 @@ NORMALIZED_TABLES = (
 # items an earlier event gave it (an older event replayed over it writes none). Table
 # names are our own.
 _IMPORTED = f"last_event_id LIKE '{IMPORTED}%'"
+# A copy an older file filled (importer.FILLABLE): its event alone would not give it back.
+_FILLED = {
+    table: f" OR (is_stub AND num_nonnulls({', '.join(columns)}) > 0)"
+    for table, columns in IMPORTED_FILLABLE.items()
+    if columns
+}
 _SET_ASIDE = {
-    **{t: f"SELECT * FROM {t} WHERE {_IMPORTED}" for t in IMPORTED_TABLES.values()},  # noqa: S608
+    **{
+        t: f"SELECT * FROM {t} WHERE {_IMPORTED}{_FILLED.get(t, '')}"  # noqa: S608
+        for t in IMPORTED_TABLES.values()
+    },
     "order_items": f"SELECT i.* FROM order_items i JOIN orders o ON o.id = i.order_id "  # noqa: S608
     f"WHERE o.{_IMPORTED}",
 }

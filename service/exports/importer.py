@@ -26,6 +26,7 @@ from service.db import Connection, again_if_undone
 from service.events.times import parse_date, parse_time
 from service.exports.catalog import OBJECTS, Column, ExportObject, Kind
 from service.exports.query import field_name
+from service.handlers._entities import UPSERT_CUSTOMER, UPSERT_ORDER
 from service.handlers._sql import NEWER, update_when
 
 BATCH = 1000
@@ -50,6 +51,13 @@ TABLES = {
 TIME_FIELDS = ("updated_at", "created_at", "date", "expires_at")
 # Tables whose rows say whether they are embedded copies; an import is a full object.
 STUB_TABLES = {"customers", "orders"}
+# What a copy embedded in another event leaves empty: an older file may fill those in a
+# row that is still a copy (a customer's address, phone, totals; an order copy carries
+# every column). `replay` keeps such filled rows (they come from no event alone).
+FILLABLE = {
+    s.table: tuple(c for c in s.columns if c not in (s.copy_columns or s.columns))
+    for s in (UPSERT_CUSTOMER, UPSERT_ORDER)
+}
 
 
 class ImportError_(Exception):  # noqa: N801, N818 - ImportError is a builtin
@@ -126,7 +134,8 @@ def _statement(p: Plan, extra: list[str], types: dict[str, str]) -> str:
     # it full, and later copies could no longer update it. An older file still fills what
     # a copy left empty (a customer's address, totals, ...), leaving the copy's own
     # values, its time and its being a copy as they are: later copies go on updating it.
-    guard = f"({NEWER} OR t.is_stub)" if p.table in STUB_TABLES else NEWER
+    fillable = FILLABLE.get(p.table, ())
+    guard = f"({NEWER} OR t.is_stub)" if fillable else NEWER
     if p.table == "customers":  # a redacted customer stays empty, as for webhooks
         guard = f"{guard} AND t.redacted_at IS NULL"
     rows = f"VALUES ({params})"
@@ -143,12 +152,11 @@ def _statement(p: Plan, extra: list[str], types: dict[str, str]) -> str:
             f"AND p.last_event_id NOT LIKE '{IMPORTED}%')"
         )
     insert = f"INSERT INTO {p.table} AS t ({', '.join(names)}) {rows}\n"
-    if p.table not in STUB_TABLES:
+    if not fillable:
         return insert + update_when(names, when=guard)
-    own = ("is_stub", "last_event_at", "last_event_id")
     updates = ",\n    ".join(
         f"{c} = CASE WHEN {NEWER} THEN EXCLUDED.{c} ELSE "
-        + (f"t.{c} END" if c in own else f"coalesce(t.{c}, EXCLUDED.{c}) END")
+        + (f"coalesce(t.{c}, EXCLUDED.{c}) END" if c in fillable else f"t.{c} END")
         for c in names
         if c != "id"
     )

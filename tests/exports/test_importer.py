@@ -18,7 +18,7 @@ from service.exports.importer import ImportError_, load
 from service.exports.jobs import stream_csv
 from service.exports.query import validate
 from service.replay import replay
-from tests.conftest import compact_json, load_fixture
+from tests.conftest import compact_json, dump, load_fixture
 from tests.exports.conftest import seed
 from tests.test_main import run_cli
 from tests.test_replay import deliver, journey
@@ -168,6 +168,10 @@ async def test_an_older_import_fills_what_a_newer_copy_left_empty(
     await load(conn, "customer", path)
     filled = (copy["name"], "+48 600 000 000", "Warsaw", True, "evcus_cc_1")
     assert tuple(await conn.fetchrow(query) or ()) == filled
+    # Its event alone would not give the filled row back: a full replay keeps it.
+    before = await dump(conn)
+    await replay(conn)
+    assert await dump(conn) == before
 
     await deliver(client, [redemption("evcus_cc_2", "2024-07-01T00:00:00Z")])
     row = await conn.fetchrow(query)
