@@ -130,7 +130,10 @@ def _step(statement: Statement | Bulk, rows: list[tuple[Any, ...]], *, passed_ov
     others: list[tuple[Any, ...]] = []
     if isinstance(statement, Statement):
         rows, others = statement.reduce(rows)
-    return statement.name, [row(*r) for r in rows], [row(*r) for r in others] if passed_over else []
+    # A statement that merges a key's rows (`kept_if_null`) needs them all, also in replay.
+    if not passed_over and not (isinstance(statement, Statement) and statement.kept_if_null):
+        others = []
+    return statement.name, [row(*r) for r in rows], [row(*r) for r in others]
 
 
 APPLY_WRITES = "SELECT pg_temp.apply_writes($1::jsonb)"

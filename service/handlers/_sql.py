@@ -16,6 +16,7 @@ only then chooses per key, so a retry can neither write nor hide a new event's r
 from __future__ import annotations
 
 import operator
+import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -103,14 +104,23 @@ class Statement:
         """The write for a set of rows given as a JSON array of objects (`_rows`), one per
         key (see `reduce`): the table's own row type reads each column from its key. Rows
         go in key order, as in `sql_skipping` (see LOCK_ORDER)."""
-        if self.kept_if_null:  # several rows per key: chosen as `sql_skipping` does
-            return self._choosing(where="true")
         columns = ", ".join(self.columns)
-        return (
+        one_per_key = (
             f"INSERT INTO {self.table} AS t ({columns})\n"
             f"SELECT {columns} FROM jsonb_populate_recordset(NULL::{self.table}, _rows)\n"
             f"ORDER BY {', '.join(self.key)}\n"
             f"{self.conflict}"
+        )
+        if not self.kept_if_null:
+            return one_per_key
+        # `kept_if_null`: with one row per key the conflict clause alone merges it with the
+        # stored row; only a batch repeating a key (its other rows in `_step -> 2`, sent
+        # for these statements always) merges them in SQL, with a sort per column.
+        merging = self._choosing(where="true", rows="_rows || (_step -> 2)")
+        return (
+            "IF coalesce(jsonb_array_length(_step -> 2), 0) = 0 THEN\n"
+            f"{textwrap.indent(one_per_key, '    ')};\nELSE\n"
+            f"{textwrap.indent(merging.strip(), '    ')};\nEND IF"
         )
 
     @cached_property
@@ -120,7 +130,7 @@ class Statement:
         as `reduce` does, in SQL; written in key order (LOCK_ORDER)."""
         return self._choosing(where=KEPT)
 
-    def _choosing(self, *, where: str) -> str:
+    def _choosing(self, *, where: str, rows: str = "_rows") -> str:
         """The write of one row per key, chosen in SQL among the rows `where` keeps: the
         newest, the first on ties; a column `kept_if_null` from the newest row that has a
         value there and is newer than the stored row (or the stored row has none there).
@@ -152,7 +162,7 @@ class Statement:
 INSERT INTO {self.table} AS t ({columns})
 SELECT {columns} FROM (
     SELECT DISTINCT ON ({key}) {", ".join(picked)}
-    FROM jsonb_array_elements(_rows) WITH ORDINALITY AS e (row, n)
+    FROM jsonb_array_elements({rows}) WITH ORDINALITY AS e (row, n)
     CROSS JOIN jsonb_populate_record(NULL::{self.table}, e.row) AS r{stored}
     WHERE {where}
     ORDER BY {key}, {newest}e.n
@@ -169,9 +179,8 @@ ORDER BY {key}
         row is written, or refused, no copy would change it); otherwise the first.
         (`sql_skipping` breaks ties by position, chosen rows first: passed-over rows out
         of arrival order could let a later tie win once the chosen row's event is
-        skipped.) With `kept_if_null`, every row, in arrival order: `sql` merges them."""
-        if self.kept_if_null:
-            return rows, []
+        skipped.) With `kept_if_null`, `sql` merges the chosen and passed-over rows of a
+        key (both always sent: `handlers._step`)."""
         keys = self._key_positions
         chosen: dict[tuple[Any, ...], int] = {}
         if self.newest_wins:
