@@ -101,8 +101,15 @@ _SET_ASIDE = {
 SET_IMPORTED_ASIDE = "".join(
     f"CREATE TEMP TABLE _imported_{t} ON COMMIT DROP AS {rows};" for t, rows in _SET_ASIDE.items()
 )
+# A filled copy goes back as older than any event, so its copies apply again (they
+# re-derive what a copy carries; the filled columns are no copy's): as they did live.
+_AS_OLDEST = {
+    t: f"UPDATE _imported_{t} SET last_event_at = '-infinity' WHERE is_stub;"  # noqa: S608
+    for t in _FILLED
+}
 PUT_IMPORTED_BACK = "".join(
-    f"INSERT INTO {t} SELECT * FROM _imported_{t}; DROP TABLE _imported_{t};"  # noqa: S608
+    f"{_AS_OLDEST.get(t, '')}INSERT INTO {t} SELECT * FROM _imported_{t}; "  # noqa: S608
+    f"DROP TABLE _imported_{t};"
     for t in _SET_ASIDE
 )
 

@@ -142,9 +142,12 @@ def _statement(p: Plan, extra: list[str], types: dict[str, str]) -> str:
     if p.table == "publications" and set(PUBLICATION_IDENTITY) <= set(names):
         # Publication files carry no id (`_publication_id` makes one): a publication a
         # webhook stored already, under its real pub_ id, is left to it, not doubled.
-        # Equalities (not IS NOT DISTINCT FROM), so the customer_id index finds the twin:
-        # each file row is one index lookup, not a scan of the table.
-        same = " AND ".join(f"p.{c} = ${names.index(c) + 1}" for c in PUBLICATION_IDENTITY)
+        # Equalities, or both NULL (not IS NOT DISTINCT FROM, which no index serves): the
+        # customer_id index finds the twin, one lookup per file row, not a table scan.
+        same = " AND ".join(
+            f"(p.{c} = ${n} OR (${n} IS NULL AND p.{c} IS NULL))"
+            for c, n in ((c, names.index(c) + 1) for c in PUBLICATION_IDENTITY)
+        )
         # (Typed: outside VALUES, Postgres would read the parameters as text.)
         typed = ", ".join(f"${n}::{types[c]}" for n, c in enumerate(names, start=1))
         rows = (

@@ -168,8 +168,10 @@ async def test_an_older_import_fills_what_a_newer_copy_left_empty(
     await load(conn, "customer", path)
     filled = (copy["name"], "+48 600 000 000", "Warsaw", True, "evcus_cc_1")
     assert tuple(await conn.fetchrow(query) or ()) == filled
-    # Its event alone would not give the filled row back: a full replay keeps it.
+    # Its event alone would not give the filled row back: a full replay keeps it, and
+    # still re-derives what the copy carries (here damaged, as a mapping bug would).
     before = await dump(conn)
+    await conn.execute("UPDATE customers SET name = 'damaged' WHERE id = 'cust_copied'")
     await replay(conn)
     assert await dump(conn) == before
 
