@@ -62,8 +62,8 @@ class Statement:
     # With copies (`upsert(copy_when=...)`): the columns a copy carries. Rows are full
     # objects or copies (`is_stub`), and a full row of a key beats any copy of it.
     copy_columns: tuple[str, ...] | None = None
-    # `upsert(kept_if_null=...)`: columns a row without a value leaves as they are. Every
-    # row of a key is sent (`reduce`): `sql` merges them as it chooses one.
+    # `upsert(kept_if_null=...)`: columns a row without a value leaves as they are. A
+    # key's passed-over rows are always sent (`handlers._step`): `sql` applies them all.
     kept_if_null: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
@@ -114,13 +114,13 @@ class Statement:
         if not self.kept_if_null:
             return one_per_key
         # `kept_if_null`: with one row per key the conflict clause alone merges it with the
-        # stored row; only a batch repeating a key (its other rows in `_step -> 2`, sent
-        # for these statements always) merges them in SQL, with a sort per column.
-        merging = self._choosing(where="true", rows="_rows || (_step -> 2)")
+        # stored row; a batch repeating a key (its other rows in `_step -> 2`, sent for
+        # these statements always) applies them in rounds (`_in_rounds`).
         return (
             "IF coalesce(jsonb_array_length(_step -> 2), 0) = 0 THEN\n"
             f"{textwrap.indent(one_per_key, '    ')};\nELSE\n"
-            f"{textwrap.indent(merging.strip(), '    ')};\nEND IF"
+            f"{textwrap.indent(self._in_rounds('_rows || (_step -> 2)', 'true'), '    ')};\n"
+            "END IF"
         )
 
     @cached_property
@@ -128,47 +128,47 @@ class Statement:
         """`sql` for rows of several per key (the chosen ones first, then those passed
         over), some from events in `_skip`: those are left out, then each key is reduced
         as `reduce` does, in SQL; written in key order (LOCK_ORDER)."""
-        return self._choosing(where=KEPT)
-
-    def _choosing(self, *, where: str, rows: str = "_rows") -> str:
-        """The write of one row per key, chosen in SQL among the rows `where` keeps: the
-        newest, the first on ties; a column `kept_if_null` from the newest row that has a
-        value there and is newer than the stored row (or the stored row has none there).
-        (Taken from any row, an older value would ride in on the newest row and pass the
-        conflict clause as newer: a late balance over the stored, newer one.)"""
+        if self.kept_if_null:
+            return self._in_rounds("_rows", KEPT)
         columns = ", ".join(self.columns)
         key = ", ".join(f"r.{c}" for c in self.key)
         newest = "r.last_event_at DESC, r.last_event_id DESC, " if self.newest_wins else ""
         if self.copies:
             newest = "r.is_stub, " + newest  # a full row first (false sorts first)
-        stored = ""
-        picked = []
-        for c in self.columns:
-            if c not in self.kept_if_null:
-                picked.append(f"r.{c}")
-                continue
-            usable = (
-                f"(r.{c} IS NOT NULL AND (cur.{c} IS NULL OR (r.last_event_at, r.last_event_id)"
-                " > (cur.last_event_at, cur.last_event_id)))"
-            )
-            picked.append(
-                f"first_value(CASE WHEN {usable} THEN r.{c} END) OVER (PARTITION BY {key} "
-                f"ORDER BY {usable} DESC, {newest}e.n) AS {c}"
-            )
-        if self.kept_if_null:
-            matched = " AND ".join(f"cur.{c} = r.{c}" for c in self.key)
-            stored = f"\n    LEFT JOIN {self.table} AS cur ON {matched}"
         return f"""
 INSERT INTO {self.table} AS t ({columns})
 SELECT {columns} FROM (
-    SELECT DISTINCT ON ({key}) {", ".join(picked)}
-    FROM jsonb_array_elements({rows}) WITH ORDINALITY AS e (row, n)
-    CROSS JOIN jsonb_populate_record(NULL::{self.table}, e.row) AS r{stored}
-    WHERE {where}
+    SELECT DISTINCT ON ({key}) r.*
+    FROM jsonb_array_elements(_rows) WITH ORDINALITY AS e (row, n),
+         jsonb_populate_record(NULL::{self.table}, e.row) AS r
+    WHERE {KEPT}
     ORDER BY {key}, {newest}e.n
 ) AS r
 ORDER BY {key}
 {self.conflict}"""  # noqa: S608 - names from this module's constants; rows arrive as json
+
+    def _in_rounds(self, rows: str, where: str) -> str:
+        """Several rows of a key (`kept_if_null`), applied one at a time per key, oldest
+        first: round k writes each key's k-th row through the conflict clause, as
+        deliveries one by one would. (A merge chosen in one statement had to read the
+        stored row, and a concurrent writer's newer one, committed meanwhile, went
+        unseen: a late balance passed as the newest.) Round 1 holds every key and locks
+        them in key order (LOCK_ORDER); the later rounds touch keys locked already."""
+        columns = ", ".join(self.columns)
+        key = ", ".join(f"r.{c}" for c in self.key)
+        ranked = f"""
+    SELECT r.*, row_number() OVER (
+        PARTITION BY {key} ORDER BY r.last_event_at, r.last_event_id, e.n) AS turn
+    FROM jsonb_array_elements({rows}) WITH ORDINALITY AS e (row, n)
+    CROSS JOIN jsonb_populate_record(NULL::{self.table}, e.row) AS r
+    WHERE {where}"""  # noqa: S608 - names from this module's constants; rows arrive as json
+        return f"""FOR _round IN 1..coalesce((SELECT max(turn) FROM ({ranked}) AS x), 0) LOOP
+    INSERT INTO {self.table} AS t ({columns})
+    SELECT {columns} FROM ({ranked}) AS r
+    WHERE r.turn = _round
+    ORDER BY {key}
+    {self.conflict};
+END LOOP"""  # noqa: S608 - names from this module's constants; rows arrive as json
 
     def reduce(
         self, rows: list[tuple[Any, ...]]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,6 +12,7 @@ from service import db
 from service.intake import parse
 from service.writer import Prepared, commit, prepare
 from tests.conftest import WEBHOOK, compact_json, fetch_one, load_fixture, reset, signed
+from tests.test_writer import waiting_on_a_lock
 
 
 def event(event_type: str, n: int, at: str, **data: Any) -> dict[str, Any]:
@@ -244,6 +246,47 @@ async def test_a_late_balance_in_a_batch_does_not_ride_in_on_a_newer_copy(
                                 received)])  # fmt: skip
     late = balance(3, "2024-01-03T10:00:00Z", 800)
     await commit(conn, [prepare(parse(compact_json(a)), received) for a in (late, copy)])
+
+    row = await fetch_one(conn, "SELECT gift_balance, last_event_id FROM vouchers")
+    assert row == {"gift_balance": 500, "last_event_id": "evcus_ooo_7"}
+
+
+async def test_a_batch_repeating_a_voucher_sees_a_concurrent_writers_newer_row(
+    conn: db.Connection, database_url: str
+) -> None:
+    """Another writer (a second replica) holds the voucher with its balance of
+    2024-01-05 while this batch brings a late balance of 2024-01-03 and a copy of
+    2024-01-07 without one. Merged in one statement from what it read at its start, the
+    batch took the late balance for the newest and wrote it over the other writer's."""
+    received = datetime.now(UTC)
+
+    def balance(n: int, at: str, amount: int) -> dict[str, Any]:
+        return event("customer.voucher.gift.balance_added", n, at,
+                     customer={"id": "cust_kept"},
+                     voucher={"id": "v_kept", "type": "GIFT_VOUCHER", "holder_id": "cust_kept",
+                              "gift": {"amount": 5000, "balance": amount}})  # fmt: skip
+
+    await commit(conn, [prepare(parse(compact_json(balance(1, "2024-01-01T10:00:00Z", 100))),
+                                received)])  # fmt: skip
+    _, copy = voucher_events()
+    copy["id"], copy["created_at"] = "evcus_ooo_7", "2024-01-07T10:00:00Z"
+    batch = [prepare(parse(compact_json(a)), received)
+             for a in (balance(3, "2024-01-03T10:00:00Z", 800), copy)]  # fmt: skip
+    other = await db.connect(database_url)
+    writer = await db.connect(database_url)
+    try:
+        async with other.transaction():
+            await other.execute("""
+                UPDATE vouchers SET gift_balance = 500, value = 500,
+                       last_event_at = '2024-01-05T10:00:00Z', last_event_id = 'evcus_other'
+                WHERE id = 'v_kept'
+            """)
+            writing = asyncio.create_task(commit(writer, batch))
+            await waiting_on_a_lock(conn, writer.get_server_pid())
+        await writing
+    finally:
+        await other.close()
+        await writer.close()
 
     row = await fetch_one(conn, "SELECT gift_balance, last_event_id FROM vouchers")
     assert row == {"gift_balance": 500, "last_event_id": "evcus_ooo_7"}
