@@ -199,6 +199,7 @@ SET enable_mergejoin = off AS $apply$
 DECLARE
     _step jsonb;
     _rows jsonb;
+    _part jsonb;  -- one round of a statement applied in rounds (`_sql._in_rounds`)
 BEGIN
     FOR _step IN SELECT value FROM jsonb_array_elements(_steps) LOOP
         _rows := {rows};

@@ -127,7 +127,8 @@ class Statement:
     def sql_skipping(self) -> str:
         """`sql` for rows of several per key (the chosen ones first, then those passed
         over), some from events in `_skip`: those are left out, then each key is reduced
-        as `reduce` does, in SQL; written in key order (LOCK_ORDER)."""
+        as `reduce` does, in SQL (with `kept_if_null`, applied in rounds instead); written
+        in key order (LOCK_ORDER)."""
         if self.kept_if_null:
             return self._in_rounds("_rows", KEPT)
         columns = ", ".join(self.columns)
@@ -152,21 +153,25 @@ ORDER BY {key}
         first: round k writes each key's k-th row through the conflict clause, as
         deliveries one by one would. (A merge chosen in one statement had to read the
         stored row, and a concurrent writer's newer one, committed meanwhile, went
-        unseen: a late balance passed as the newest.) Round 1 holds every key and locks
-        them in key order (LOCK_ORDER); the later rounds touch keys locked already."""
+        unseen: a late balance passed as the newest.) The rows are ranked once, reading
+        only their key and time; each round then inserts its part. Round 1 holds every
+        key and locks them in key order (LOCK_ORDER); later rounds touch keys held already."""
         columns = ", ".join(self.columns)
-        key = ", ".join(f"r.{c}" for c in self.key)
-        ranked = f"""
-    SELECT r.*, row_number() OVER (
-        PARTITION BY {key} ORDER BY r.last_event_at, r.last_event_id, e.n) AS turn
-    FROM jsonb_array_elements({rows}) WITH ORDINALITY AS e (row, n)
-    CROSS JOIN jsonb_populate_record(NULL::{self.table}, e.row) AS r
-    WHERE {where}"""  # noqa: S608 - names from this module's constants; rows arrive as json
-        return f"""FOR _round IN 1..coalesce((SELECT max(turn) FROM ({ranked}) AS x), 0) LOOP
+        key = ", ".join(f"e.row ->> '{c}'" for c in self.key)
+        return f"""FOR _part IN
+    SELECT jsonb_agg(item ORDER BY k) FROM (
+        SELECT e.row AS item, ({key}) AS k, row_number() OVER (
+            PARTITION BY {key}
+            ORDER BY (e.row ->> 'last_event_at')::timestamptz, e.row ->> 'last_event_id', e.n
+        ) AS turn
+        FROM jsonb_array_elements({rows}) WITH ORDINALITY AS e (row, n)
+        WHERE {where}
+    ) AS ranked
+    GROUP BY turn ORDER BY turn
+LOOP
     INSERT INTO {self.table} AS t ({columns})
-    SELECT {columns} FROM ({ranked}) AS r
-    WHERE r.turn = _round
-    ORDER BY {key}
+    SELECT {columns} FROM jsonb_populate_recordset(NULL::{self.table}, _part)
+    ORDER BY {", ".join(self.key)}
     {self.conflict};
 END LOOP"""  # noqa: S608 - names from this module's constants; rows arrive as json
 
