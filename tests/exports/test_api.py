@@ -79,12 +79,23 @@ async def test_the_sdk_creates_polls_downloads_lists_and_deletes_an_export(
 
 
 async def test_a_filtered_export_through_the_sdk(sdk: ExportsApi, conn: db.Connection) -> None:
+    """The filter reaches the file: only v_1's transactions, in the order asked."""
     await seed(conn)
+    await conn.execute("""
+        INSERT INTO voucher_transactions (id, type, voucher_id, amount, created_at,
+                                          last_event_at, last_event_id)
+        VALUES ('vtx_1', 'POINTS_ACCRUAL', 'v_1', 100, '2024-01-01', now(), 'e1'),
+               ('vtx_2', 'POINTS_ACCRUAL', 'v_2', 200, '2024-01-02', now(), 'e2'),
+               ('vtx_3', 'POINTS_REDEMPTION', 'v_1', -50, '2024-01-03', now(), 'e3')
+    """)
     created = sdk.create_export(
-        body("voucher_transactions", fields=["id", "voucher_id"],
+        body("voucher_transactions", fields=["id", "voucher_id", "amount"], order="created_at",
              filters={"junction": "and", "voucher_id": {"conditions": {"$in": ["v_1"]}}})
     )  # fmt: skip
-    assert wait_done(sdk, created.id).status == "DONE"
+    done = wait_done(sdk, created.id)
+    assert done.status == "DONE"
+    csv_text = sdk.download_export(created.id, token=done.result.url.split("token=", 1)[1])
+    assert csv_text.splitlines() == ["ID,Voucher ID,Amount", "vtx_1,v_1,100", "vtx_3,v_1,-50"]
 
 
 def test_invalid_fields_answer_400_naming_the_field(live: LiveServer) -> None:
