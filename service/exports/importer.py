@@ -27,7 +27,7 @@ from service.events.times import parse_date, parse_time
 from service.exports.catalog import OBJECTS, Column, ExportObject, Kind
 from service.exports.query import field_name
 from service.handlers._entities import UPSERT_CUSTOMER, UPSERT_ORDER
-from service.handlers._sql import NEWER, update_when
+from service.handlers._sql import NEWER, update_filling, update_when
 
 BATCH = 1000
 # csv's default, 128 KiB, refused values our own exports write (a long metadata value).
@@ -157,13 +157,7 @@ def _statement(p: Plan, extra: list[str], types: dict[str, str]) -> str:
     insert = f"INSERT INTO {p.table} AS t ({', '.join(names)}) {rows}\n"
     if not fillable:
         return insert + update_when(names, when=guard)
-    updates = ",\n    ".join(
-        f"{c} = CASE WHEN {NEWER} THEN EXCLUDED.{c} ELSE "
-        + (f"coalesce(t.{c}, EXCLUDED.{c}) END" if c in fillable else f"t.{c} END")
-        for c in names
-        if c != "id"
-    )
-    return f"{insert}ON CONFLICT (id) DO UPDATE SET\n    {updates}\nWHERE {guard}"
+    return insert + update_filling(names, fill=fillable, when=guard)
 
 
 def _numbered(reader: Iterator[list[str]]) -> Iterator[tuple[int, list[str]]]:

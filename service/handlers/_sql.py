@@ -291,7 +291,11 @@ def upsert(table: str, columns: Sequence[str], *, key: Sequence[str] = ("id",),
     if kept_if_null:
         if copy_when is not None or when != NEWER or not set(kept_if_null) <= set(columns):
             raise ValueError(f"{table}: kept_if_null names columns of a newer-wins upsert")
-        conflict = _update_keeping(columns, key, kept_if_null)
+        # (Not exact when a value changes between events that arrive out of order
+        # around one that lacks it: the first value to arrive can stay.)
+        fills = " OR ".join(f"(t.{c} IS NULL AND EXCLUDED.{c} IS NOT NULL)" for c in kept_if_null)
+        conflict = update_filling(columns, key=key, fill=kept_if_null, when=f"{NEWER} OR {fills}",
+                                  kept_if_null=kept_if_null)  # fmt: skip
         kept = tuple(kept_if_null)
         return Statement(table, tuple(columns), tuple(key), conflict, True, kept_if_null=kept)
     if copy_when is None:
@@ -315,21 +319,28 @@ def upsert(table: str, columns: Sequence[str], *, key: Sequence[str] = ("id",),
     return Statement(table, tuple(columns), tuple(key), conflict, True, copy_columns=copied)
 
 
-def _update_keeping(columns: Sequence[str], key: Sequence[str], kept: Sequence[str]) -> str:
-    """The ON CONFLICT clause of `upsert(kept_if_null=kept)`: a newer row writes every
-    column but keeps the stored `kept` values it lacks; an older row only fills the `kept`
-    values the stored row lacks. (Not exact when a value changes between events that
-    arrive out of order around one that lacks it: the first value to arrive can stay.)"""
-    newest = f"CASE WHEN {NEWER} THEN EXCLUDED.{{c}} ELSE t.{{c}} END"
-    filled = (
-        f"CASE WHEN {NEWER} THEN coalesce(EXCLUDED.{{c}}, t.{{c}})"
-        " ELSE coalesce(t.{c}, EXCLUDED.{c}) END"
-    )
+def update_filling(
+    columns: Sequence[str],
+    *,
+    fill: Sequence[str],
+    when: str,
+    key: Sequence[str] = ("id",),
+    kept_if_null: Sequence[str] = (),
+) -> str:
+    """The ON CONFLICT clause of an upsert whose older rows still fill some gaps: a row
+    newer than the stored one writes every column (but the stored `kept_if_null` values
+    it lacks); an older one only fills the `fill` columns the stored row lacks. Both
+    when `when` holds. (Vouchers' copies, `upsert(kept_if_null=...)`; an older export
+    file over a webhook's copy, exports/importer.py.)"""
+    newer = {c: f"coalesce(EXCLUDED.{c}, t.{c})" if c in kept_if_null else f"EXCLUDED.{c}"
+             for c in columns}  # fmt: skip
+    older = {c: f"coalesce(t.{c}, EXCLUDED.{c})" if c in fill else f"t.{c}" for c in columns}
     updates = ",\n    ".join(
-        f"{c} = " + (filled if c in kept else newest).format(c=c) for c in columns if c not in key
+        f"{c} = CASE WHEN {NEWER} THEN {newer[c]} ELSE {older[c]} END"
+        for c in columns
+        if c not in key
     )
-    fills = " OR ".join(f"(t.{c} IS NULL AND EXCLUDED.{c} IS NOT NULL)" for c in kept)
-    return f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET\n    {updates}\nWHERE {NEWER} OR {fills}"
+    return f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET\n    {updates}\nWHERE {when}"
 
 
 def update_when(columns: Sequence[str], *, key: Sequence[str] = ("id",), when: str = NEWER) -> str:
