@@ -351,8 +351,7 @@ def from_env() -> Starlette:
     from service import log as service_log  # noqa: PLC0415
 
     exit_with_parent()
-    settings = Settings.from_env()
-    settings.require_pool()
+    settings = Settings.from_env()  # checked by `serve` (require_signing, require_pool)
     service_log.configure(settings.log_level, settings.log_format)
     if not settings.database_url:
         raise RuntimeError("serve sets DATABASE_URL for its workers")

@@ -178,13 +178,32 @@ async def test_history_rows_append_once_per_event(
     assert await conn.fetchval("SELECT count(*) FROM distributions") == 1
 
 
+def gift_balance(n: int, at: str, balance: int) -> dict[str, Any]:
+    """A gift card's balance_added at `at`, naming its holder and its balance after."""
+    return event("customer.voucher.gift.balance_added", n, at,
+                 customer={"id": "cust_kept"},
+                 voucher={"id": "v_kept", "type": "GIFT_VOUCHER", "holder_id": "cust_kept",
+                          "gift": {"amount": 5000, "balance": balance}})  # fmt: skip
+
+
+def prepared(*activities: dict[str, Any]) -> list[Prepared]:
+    """Deliveries as the writer takes them, for `commit` (one batch)."""
+    received = datetime.now(UTC)
+    return [prepare(parse(compact_json(a)), received) for a in activities]
+
+
+def late_balance_and_newer_copy() -> list[Prepared]:
+    """One batch: a late balance of 2024-01-03 (800), and a copy of 2024-01-07 without
+    one."""
+    _, copy = voucher_events()
+    copy["id"], copy["created_at"] = "evcus_ooo_7", "2024-01-07T10:00:00Z"
+    return prepared(gift_balance(3, "2024-01-03T10:00:00Z", 800), copy)
+
+
 def voucher_events() -> tuple[dict[str, Any], dict[str, Any]]:
     """A gift card's balance_added naming its holder, then a redemption whose copy of the
     card names neither holder nor balance nor campaign (Simple Voucher leaves them out)."""
-    added = event("customer.voucher.gift.balance_added", 1, "2024-01-01T10:00:00Z",
-                  customer={"id": "cust_kept"},
-                  voucher={"id": "v_kept", "type": "GIFT_VOUCHER", "holder_id": "cust_kept",
-                           "gift": {"amount": 5000, "balance": 4200}})  # fmt: skip
+    added = gift_balance(1, "2024-01-01T10:00:00Z", 4200)
     redeemed = event("customer.redemption.succeeded", 2, "2024-01-02T10:00:00Z",
                      voucher={"id": "v_kept", "type": "GIFT_VOUCHER"})  # fmt: skip
     del redeemed["data"]["holder"]
@@ -199,12 +218,7 @@ async def test_a_voucher_copy_without_holder_or_balance_keeps_them_in_either_ord
     """The newer copy leaves out what the older event set: the row keeps it whichever
     arrives first, one by one, in one batch, or in a batch beside a retry (which takes
     `sql_skipping`), and is the same row every time (`upsert(kept_if_null=...)`)."""
-    received = datetime.now(UTC)
     stored = event("customer.created", 3, "2024-01-03T10:00:00Z")
-
-    def prepared(*activities: dict[str, Any]) -> list[Prepared]:
-        return [prepare(parse(compact_json(a)), received) for a in activities]
-
     rows = []
     for first, second in (voucher_events(), voucher_events()[::-1]):
         for batches in (
@@ -232,20 +246,8 @@ async def test_a_late_balance_in_a_batch_does_not_ride_in_on_a_newer_copy(
     2024-01-03 and a copy of 2024-01-07 without one. One by one, the late balance is
     older than the stored one and the copy keeps it; merged in the batch, the late value
     once rode in on the copy's newer time and rolled the balance back."""
-    received = datetime.now(UTC)
-
-    def balance(n: int, at: str, amount: int) -> dict[str, Any]:
-        return event("customer.voucher.gift.balance_added", n, at,
-                     customer={"id": "cust_kept"},
-                     voucher={"id": "v_kept", "type": "GIFT_VOUCHER", "holder_id": "cust_kept",
-                              "gift": {"amount": 5000, "balance": amount}})  # fmt: skip
-
-    _, copy = voucher_events()
-    copy["id"], copy["created_at"] = "evcus_ooo_7", "2024-01-07T10:00:00Z"
-    await commit(conn, [prepare(parse(compact_json(balance(5, "2024-01-05T10:00:00Z", 500))),
-                                received)])  # fmt: skip
-    late = balance(3, "2024-01-03T10:00:00Z", 800)
-    await commit(conn, [prepare(parse(compact_json(a)), received) for a in (late, copy)])
+    await commit(conn, prepared(gift_balance(5, "2024-01-05T10:00:00Z", 500)))
+    await commit(conn, late_balance_and_newer_copy())
 
     row = await fetch_one(conn, "SELECT gift_balance, last_event_id FROM vouchers")
     assert row == {"gift_balance": 500, "last_event_id": "evcus_ooo_7"}
@@ -258,20 +260,8 @@ async def test_a_batch_repeating_a_voucher_sees_a_concurrent_writers_newer_row(
     2024-01-05 while this batch brings a late balance of 2024-01-03 and a copy of
     2024-01-07 without one. Merged in one statement from what it read at its start, the
     batch took the late balance for the newest and wrote it over the other writer's."""
-    received = datetime.now(UTC)
-
-    def balance(n: int, at: str, amount: int) -> dict[str, Any]:
-        return event("customer.voucher.gift.balance_added", n, at,
-                     customer={"id": "cust_kept"},
-                     voucher={"id": "v_kept", "type": "GIFT_VOUCHER", "holder_id": "cust_kept",
-                              "gift": {"amount": 5000, "balance": amount}})  # fmt: skip
-
-    await commit(conn, [prepare(parse(compact_json(balance(1, "2024-01-01T10:00:00Z", 100))),
-                                received)])  # fmt: skip
-    _, copy = voucher_events()
-    copy["id"], copy["created_at"] = "evcus_ooo_7", "2024-01-07T10:00:00Z"
-    batch = [prepare(parse(compact_json(a)), received)
-             for a in (balance(3, "2024-01-03T10:00:00Z", 800), copy)]  # fmt: skip
+    await commit(conn, prepared(gift_balance(1, "2024-01-01T10:00:00Z", 100)))
+    batch = late_balance_and_newer_copy()
     other = await db.connect(database_url)
     writer = await db.connect(database_url)
     try:
