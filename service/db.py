@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import random
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
@@ -43,6 +45,7 @@ TRANSIENT: tuple[type[Exception], ...] = (
     asyncpg.exceptions.SerializationError,
 )
 TRANSIENT_ATTEMPTS = 3
+TRANSIENT_PAUSE_SECONDS = 0.05  # before attempt n+1: 0.5-1 times this, times n
 
 # Not the event's fault, so never a reason to quarantine it: Postgres is down, or undid
 # the work attempt after attempt. Live deliveries get 503 (Voucherify retries); a replay
@@ -80,6 +83,10 @@ async def again_if_undone(
             log.warning(warning, **context, attempt=attempt, error=f"{type(exc).__name__}: {exc}")
             if progress is not None and counted:
                 progress(-counted)
+            # Let the transaction that survived take the locks it was waiting for. Done
+            # again at once, this one could take them first and close the same cycle
+            # again (seen in a test: the import undone twice, once 1 run in ~12).
+            await asyncio.sleep(random.uniform(0.5, 1.0) * TRANSIENT_PAUSE_SECONDS * attempt)  # noqa: S311 - jitter, not a secret
     raise AssertionError("unreachable: the last attempt returns or raises")
 
 
