@@ -7,7 +7,10 @@ The cluster lives under the data directory and survives restarts of the service.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import signal
+import threading
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,10 +42,50 @@ def start(data_dir: Path) -> str:
             ) from None
 
     data_dir.mkdir(parents=True, exist_ok=True)
+    pgdata = data_dir.resolve() / "pg"
+    _forget_dead_users(pgdata / ".handle_pids.json")
+    _exit_on_sigterm()
     with _environment(GLIBC_TUNABLES=POSTGRES_MALLOC_TUNABLES):
-        server: Any = postgres_server.get_server(data_dir.resolve() / "pg", cleanup_mode="stop")
+        server: Any = postgres_server.get_server(pgdata, cleanup_mode="stop")
     url: str = server.get_uri()
     return url
+
+
+def _forget_dead_users(handles: Path) -> None:
+    """pgserver lists the processes using the cluster in this file and stops the server
+    when the last one exits (an atexit hook). A process killed outright never takes itself
+    off, and the server then ran on for good, past every later `make run`."""
+    with contextlib.suppress(FileNotFoundError, ValueError):
+        pids = json.loads(handles.read_text() or "[]")
+        alive = [pid for pid in pids if _alive(pid)]
+        if alive != pids:
+            handles.write_text(json.dumps(alive))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def _exit_on_sigterm() -> None:
+    """SIGTERM (`docker stop`, systemd, a plain `kill`) ends this process through
+    SystemExit, so the atexit hook that stops the server runs. uvicorn shuts down
+    gracefully, then raises the signal again under the handler it found: this one; with
+    the default one the process died on the spot and the server ran on."""
+    if (
+        threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    ):
+        signal.signal(signal.SIGTERM, _raise_exit)
+
+
+def _raise_exit(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 @contextlib.contextmanager

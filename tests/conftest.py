@@ -65,6 +65,11 @@ def cluster_dir() -> Iterator[Path]:
     pytest prunes old numbered temp dirs, also those of another pytest run still using them."""
     path = Path(tempfile.mkdtemp(prefix="vh-pg-"))
     yield path
+    stop_embedded(path)
+
+
+def stop_embedded(path: Path) -> None:
+    """Stop the embedded cluster under `path` (if it runs) and remove it."""
     if (path / "pg" / "postmaster.pid").exists():
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
@@ -75,13 +80,16 @@ def cluster_dir() -> Iterator[Path]:
 
 
 @pytest.fixture(scope="session")
-def server_url() -> str:
+def server_url() -> Iterator[str]:
     """A Postgres server to create test databases on."""
     if url := os.environ.get("DATABASE_URL"):
-        return url
+        yield url
+        return
     from service import embedded  # noqa: PLC0415
 
-    return embedded.start(Path(tempfile.mkdtemp(prefix="vh-pg-session-")))
+    path = Path(tempfile.mkdtemp(prefix="vh-pg-session-"))
+    yield embedded.start(path)
+    stop_embedded(path)  # a cluster is ~260 MB: one left in /tmp per run added up
 
 
 async def _admin_async(server_url: str, sql: str) -> None:
@@ -111,6 +119,16 @@ def schema_revision(url: str) -> str | None:
 
     with ThreadPoolExecutor(1) as pool:
         return pool.submit(asyncio.run, read()).result()
+
+
+def database_name(url: str) -> str:
+    """The database a URL names (the embedded server's URLs end in `?host=/socket/dir`)."""
+    return url.partition("?")[0].rsplit("/", 1)[1]
+
+
+def with_options(url: str, options: str) -> str:
+    """`url` with libpq options (`name=value&...`) added to those it has."""
+    return url + ("&" if "?" in url else "?") + options
 
 
 @pytest.fixture(scope="session")

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from service import embedded, migrate
-from tests.conftest import schema_revision
+from tests.conftest import free_port, schema_revision
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_embedded_postgres_starts_migrates_and_keeps_its_data_under_the_data_dir(
@@ -57,3 +64,47 @@ def test_the_environment_is_restored_when_starting_fails(monkeypatch: pytest.Mon
 def test_the_compose_postgres_runs_with_the_same_malloc_tunables() -> None:
     compose = Path(__file__).resolve().parents[1] / "deploy" / "docker-compose.yml"
     assert f"GLIBC_TUNABLES: {embedded.POSTGRES_MALLOC_TUNABLES}\n" in compose.read_text()
+
+
+def test_a_service_stopped_by_sigterm_stops_the_embedded_server(cluster_dir: Path) -> None:
+    """`docker stop` or `kill` ends `serve` with SIGTERM: the embedded Postgres stops with
+    it, also after an earlier user of the cluster was killed outright (its pid stayed in
+    pgserver's list of users, and the server ran on past every later `make run`)."""
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env |= {"DATA_DIR": str(cluster_dir), "ALLOW_UNSIGNED_WEBHOOKS": "1"}
+    killed = subprocess.run(
+        [sys.executable, "-c", "import os, signal; from pathlib import Path; "
+         "from service import embedded; embedded.start(Path(os.environ['DATA_DIR'])); "
+         "os.kill(os.getpid(), signal.SIGKILL)"],
+        cwd=ROOT, env=env, check=False, timeout=120,
+    )  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL
+    pid_file = cluster_dir / "pg" / "postmaster.pid"
+    assert pid_file.exists()  # left running by the killed process
+    port = free_port()
+    with subprocess.Popen(
+        [sys.executable, "-m", "service", "serve", "--port", str(port)],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    ) as process:  # fmt: skip
+        try:
+            deadline = time.monotonic() + 60
+            while not _healthy(f"http://127.0.0.1:{port}"):
+                assert process.poll() is None
+                assert time.monotonic() < deadline, "serve did not come up in 60 s"
+                time.sleep(0.1)
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=30) == 128 + signal.SIGTERM
+        finally:
+            if process.poll() is None:
+                process.kill()
+    deadline = time.monotonic() + 30
+    while pid_file.exists():  # pg_ctl stop removes it once the server is down
+        assert time.monotonic() < deadline, "the embedded Postgres is still running"
+        time.sleep(0.1)
+
+
+def _healthy(base: str) -> bool:
+    try:
+        return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False

@@ -18,7 +18,7 @@ from service.exports.importer import ImportError_, load
 from service.exports.jobs import stream_csv
 from service.exports.query import validate
 from service.replay import replay
-from tests.conftest import compact_json, dump, load_fixture
+from tests.conftest import compact_json, dump, load_fixture, with_options
 from tests.exports.conftest import seed
 from tests.test_main import run_cli
 from tests.test_replay import deliver, journey
@@ -273,7 +273,7 @@ async def test_the_cli_reports_an_import_the_database_refused_and_loads_nothing(
     try:
         async with holder.transaction():
             await holder.execute("SELECT FROM orders WHERE id = 'ord_a' FOR UPDATE")
-            url = database_url + ("&" if "?" in database_url else "?") + "lock_timeout=200ms"
+            url = with_options(database_url, "lock_timeout=200ms")
             env = {"DATABASE_URL": url, "PATH": "/usr/bin:/bin"}
             imported = await asyncio.to_thread(run_cli, "import", "order", str(path), env=env)
     finally:

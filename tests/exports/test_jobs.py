@@ -12,6 +12,7 @@ import pytest
 from service import db
 from service.exports import jobs
 from service.exports.jobs import CLAIM_NEXT, ExportRunner, LeaseLost
+from tests.conftest import with_options
 from tests.exports.conftest import seed
 
 
@@ -183,7 +184,7 @@ async def test_an_export_query_postgres_ends_fails_the_job_and_is_not_taken_up_a
     await conn.execute(MANY_ORDERS)
     export_id = await schedule(conn)
     lease = timedelta(seconds=1)
-    pool = await db.create_pool(f"{database_url}?{setting}", max_size=4)
+    pool = await db.create_pool(with_options(database_url, setting), max_size=4)
     try:
         async with orders_locked(database_url) as release:
             if "statement_timeout" not in setting:
