@@ -71,12 +71,14 @@ async def receive_webhook(request: Request) -> Response:
     settings = state.settings
     started = time.perf_counter()
     request_id = request.headers.get(REQUEST_ID_HEADER) or new_request_id()
-    summary: dict[str, Any] = {"event_id": None, "type": None, "family": None}
+    # delivery_id: an envelope's send-out id (whs_...), what Voucherify's dashboard shows.
+    summary: dict[str, Any] = {"event_id": None, "type": None, "family": None, "delivery_id": None}
 
     def finish(response: Response, outcome: str, **extra: Any) -> Response:
         elapsed = time.perf_counter() - started
         state.metrics.observe(summary["family"] or "none", outcome, elapsed)
-        level = "info" if response.status_code < 400 else "warning"
+        # A quarantined event is a 202 that still needs someone: warning, like a refusal.
+        level = "info" if response.status_code < 400 and outcome != "quarantined" else "warning"
         if outcome == "error":
             level = "error"
         log.log(
@@ -95,6 +97,7 @@ async def receive_webhook(request: Request) -> Response:
     # body) closes the connection: our HTTP protocol says so in its head and closes it.
     def refuse(status: int, key: str, message: str) -> Response:
         response = error_response(status, key, message, request_id=request_id)
+        state.metrics.refusals.labels(reason=key).inc()
         return finish(response, "refused", reason=key)
 
     refusal = _precheck(request, settings)
@@ -123,7 +126,8 @@ async def receive_webhook(request: Request) -> Response:
         incoming = parse(body)
     except Rejected as exc:
         return refuse(exc.status, exc.key, exc.message)
-    summary.update(event_id=incoming.event_id, type=incoming.type, family=incoming.family)
+    summary.update(event_id=incoming.event_id, type=incoming.type, family=incoming.family,
+                   delivery_id=incoming.delivery_id)  # fmt: skip
     if settings.max_event_age_seconds and _too_old(incoming.created_at, settings):
         return refuse(422, "event_too_old", "created_at is older than MAX_EVENT_AGE_SECONDS")
 
@@ -234,8 +238,8 @@ async def readyz(request: Request) -> Response:
         async with asyncio.timeout(2), state.pool.acquire() as conn:
             revision = await db.schema_revision(conn)
             writable = revision is not None and await db.can_write(conn)
-    except db.UNAVAILABLE as exc:
-        reason = f"database unreachable: {type(exc).__name__}"
+    except db.REFUSED_OR_UNAVAILABLE as exc:  # down, or refusing us (no such database, login)
+        reason = f"database unreachable: {type(exc).__name__}: {exc}"
         return json_response({"status": "unavailable", "reason": reason}, 503)
     if revision is None or revision in older_revisions():
         reason = f"schema at {revision}, expected {state.schema_head}; run migrate"
@@ -279,6 +283,9 @@ def create_app(settings: Settings, database_url: str) -> Starlette:
         schema_head=head_revision(),
     )
     state.metrics.watch_head_refusals(HEAD_REFUSALS)
+    state.metrics.watch_stored_after_answer(
+        lambda: state.writer.stored_after_answer if state.writer else 0
+    )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -9,7 +9,9 @@ from typing import Any
 import msgspec
 import structlog
 
-_json = msgspec.json.Encoder()
+# A value JSON has no form for (an exception class, a driver's object) is written as its
+# text: a log line is never lost to what it carries.
+_json = msgspec.json.Encoder(enc_hook=str)
 
 
 def _serialize(event: dict[str, Any], **_: Any) -> bytes:
@@ -46,15 +48,20 @@ def configure(level: str = "INFO", fmt: str = "json") -> None:
     )
     # uvicorn, alembic and asyncpg log through the standard library: render those lines
     # the same way, so one format covers everything the process prints.
-    renderer: Any = (
-        structlog.dev.ConsoleRenderer()
+    # A traceback (uvicorn's "Exception in ASGI application") becomes an `exception` text
+    # field in JSON; the console renderer prints it itself.
+    rendering: list[Any] = (
+        [structlog.dev.ConsoleRenderer()]
         if fmt == "console"
-        else structlog.processors.JSONRenderer(serializer=_serialize_text)
+        else [
+            structlog.processors.format_exc_info,
+            structlog.processors.JSONRenderer(serializer=_serialize_text),
+        ]
     )
     handler = logging.StreamHandler(sys.stdout if fmt != "console" else sys.stderr)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *rendering],
             foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
         )
     )

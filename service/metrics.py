@@ -62,6 +62,14 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
+        # By the error key of the answer: a botched secret rotation shows as
+        # reason="invalid_signature" alone, not drowned among other refusals.
+        self.refusals = Counter(
+            "voucherify_webhook_refusals",
+            "Deliveries refused with a 4xx, by the error key of the answer (a fixed set).",
+            ["reason"],
+            registry=self.registry,
+        )
         self._series: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
         self.queue_depth = Gauge(
             "voucherify_writer_queue_depth",
@@ -72,6 +80,18 @@ class Metrics:
     def watch_head_refusals(self, counts: Mapping[int, int]) -> None:
         """Requests the HTTP layer refused before their head was whole, read at scrape."""
         self.registry.register(_HeadRefusals(counts))
+
+    def watch_stored_after_answer(self, count: Callable[[], int]) -> None:
+        """Events the writer committed after their delivery was answered, read at scrape."""
+        self.registry.register(
+            _ReadAtScrape(
+                "voucherify_writer_stored_after_answer",
+                "Events committed after their delivery was answered 503 (past "
+                "WRITE_TIMEOUT_SECONDS) or abandoned by its client: stored, though the "
+                "answer said otherwise; Voucherify's retry is answered 'duplicate'.",
+                count,
+            )
+        )
 
     def observe_batch(self, events: int, seconds: float) -> None:
         self.batch_events.observe(events)
@@ -111,3 +131,13 @@ class _HeadRefusals(Collector):
         for status in (408, 431):  # both series always, so rate() starts from zero
             family.add_metric([str(status)], self.counts.get(status, 0))
         yield family
+
+
+class _ReadAtScrape(Collector):
+    """A counter kept as a plain int by its owner (no lock or label lookup on its path)."""
+
+    def __init__(self, name: str, documentation: str, count: Callable[[], int]) -> None:
+        self.name, self.documentation, self.count = name, documentation, count
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        yield CounterMetricFamily(self.name, self.documentation, value=self.count())

@@ -130,6 +130,7 @@ class Report:
     quarantined: int = 0
     seconds: float = 0.0
     newly_processed: list[str] = field(default_factory=list)
+    unknown: int = 0  # of `processed`: types this release does not know, stored raw only
 
     @property
     def rate(self) -> float:
@@ -231,12 +232,18 @@ async def _write_page(
     changes: list[tuple[str, str, str, str | None]] = []
     for row, (family, status, error) in zip(rows, results, strict=True):
         report.events += 1
+        # One line per event that is or was quarantined: which recovered, which still
+        # fail and why, for the on-call person who ran the replay after a fix.
         if status == "processed":
             report.processed += 1
+            report.unknown += family == UNKNOWN
             if row["status"] == "quarantined":
                 report.newly_processed.append(row["id"])
+                log.info("recovered from quarantine", event_id=row["id"], type=row["type"])
         else:
             report.quarantined += 1
+            log.warning("quarantined", event_id=row["id"], type=row["type"], error=error,
+                        was=row["status"])  # fmt: skip
         if (family, status, error) != (row["family"], row["status"], row["error"]):
             changes.append((row["id"], family, status, error))
     if changes:

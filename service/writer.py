@@ -22,7 +22,8 @@ Guarantees:
   take others down; one that still fails is stored quarantined with the database's error.
 - The queue is bounded: when it is full the request is refused at once (503), and a
   request that waits past the deadline gets 503 too (Voucherify retries; if the batch did
-  commit, the retry is a duplicate). The deadline is kept here, one timer for all waiting
+  commit, the retry is a duplicate, and the commit is logged 'stored after its answer'
+  and counted). The deadline is kept here, one timer for all waiting
   requests (`_Deadlines`), not by an `asyncio.timeout` per request.
 """
 
@@ -274,6 +275,9 @@ class Writer:
             None if self.deadline_seconds is None else _Deadlines(self.deadline_seconds)
         )
         self.batches = 0
+        # Events committed after their delivery got 503 (its deadline) or was abandoned:
+        # stored, though the answer said otherwise (the retry is answered 'duplicate').
+        self.stored_after_answer = 0
 
     def start(self) -> None:
         self._tasks = [
@@ -358,6 +362,14 @@ class Writer:
                 _fail(future, failed[event_id])
             elif n in repeats or event_id not in new:
                 _resolve(future, Written(Outcome.DUPLICATE))
+            elif future.done():  # answered 503 at its deadline, or its client left
+                self.stored_after_answer += 1
+                log.warning(
+                    "stored after its answer",
+                    event_id=event_id,
+                    family=prepared.incoming.family,
+                    outcome=prepared.outcome.value,
+                )
             else:
                 _resolve(future, Written(prepared.outcome, prepared.error))
         self.batches += 1

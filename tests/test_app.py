@@ -25,6 +25,7 @@ from tests.conftest import (
     WEBHOOK,
     admin_sql,
     compact_json,
+    database_name,
     envelope,
     fixture_types,
     load_fixture,
@@ -363,6 +364,26 @@ async def test_an_unreachable_database_answers_503_with_retry_after_and_ready_fa
     assert health.status_code == 200
 
 
+async def test_a_database_that_refuses_us_answers_503_not_500(
+    create_database: Any, server_url: str
+) -> None:
+    """The server answers but will not let us in (here the database does not exist; a
+    wrong password is the same class of error): deliveries get 503 + Retry-After and
+    the probe a 503 that names the reason. The probe was once a plain-text 500."""
+    url = create_database()
+    name = database_name(url)
+    admin_sql(server_url, f'DROP DATABASE "{name}"')
+    async with AsyncExitStack() as stack:
+        client = await start_app(stack, create_app(settings(), url))
+        body = compact_json(load_fixture(ORDER_PAID))
+        response = await client.post(WEBHOOK, content=body, headers=signed(body))
+        ready = await client.get("/readyz")
+    assert response.status_code == 503
+    assert "retry-after" in response.headers
+    assert ready.status_code == 503
+    assert ready.json()["reason"].startswith("database unreachable: InvalidCatalogNameError")
+
+
 async def test_ready_only_when_the_schema_is_at_the_latest_migration(
     create_database: Any, database_url: str
 ) -> None:
@@ -406,7 +427,7 @@ async def test_not_ready_on_a_database_that_cannot_store_events(
     there: the probe must say so rather than let deliveries fail behind a green probe."""
     url = create_database()
     await asyncio.to_thread(migrate.upgrade, url)
-    name = url.rsplit("/", 1)[1].partition("?")[0]
+    name = database_name(url)
     admin_sql(server_url, f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
     async with AsyncExitStack() as stack:
         client = await start_app(stack, create_app(settings(), url))
@@ -458,7 +479,19 @@ async def test_quarantined_deliveries_log_their_error(
         await client.post(WEBHOOK, content=body, headers=signed(body))
     [line] = logs
     assert line["outcome"] == "quarantined"
+    assert line["log_level"] == "warning"  # a 202 that still needs someone
     assert "data.order.id is missing" in line["error"]
+
+
+async def test_an_envelope_delivery_logs_its_send_out_id(
+    client: httpx.AsyncClient, conn: db.Connection
+) -> None:
+    """The send-out id (whs_...) is what Voucherify's dashboard shows for each attempt."""
+    body = compact_json(envelope(load_fixture(ORDER_PAID), "whs_logged"))
+    with capture_logs() as logs:
+        await client.post(WEBHOOK, content=body, headers=signed(body))
+    [line] = logs
+    assert (line["outcome"], line["delivery_id"]) == ("processed", "whs_logged")
 
 
 async def test_metrics_count_deliveries_by_family_and_outcome_with_a_latency_histogram(
@@ -477,6 +510,8 @@ async def test_metrics_count_deliveries_by_family_and_outcome_with_a_latency_his
     assert 'voucherify_webhook_deliveries_total{family="order",outcome="processed"} 1.0' in text
     assert 'voucherify_webhook_deliveries_total{family="order",outcome="duplicate"} 1.0' in text
     assert 'voucherify_webhook_deliveries_total{family="none",outcome="refused"} 1.0' in text
+    # Which refusal: a signature failing after a secret rotation must stand out.
+    assert 'voucherify_webhook_refusals_total{reason="invalid_signature"} 1.0' in text
     assert 'voucherify_webhook_delivery_seconds_count{outcome="processed"} 1.0' in text
     assert 'voucherify_webhook_delivery_seconds_bucket{le="10.0",outcome="processed"}' in text
     # The process' own figures: RSS per worker, CPU, garbage collections.

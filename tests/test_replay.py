@@ -35,6 +35,7 @@ from tests.conftest import (
     reset,
     share_objects,
     signed,
+    with_options,
 )
 from tests.test_main import run_cli
 from tests.test_writer import waiting_on_a_lock
@@ -192,10 +193,17 @@ async def test_replay_retries_quarantined_events_and_marks_the_recovered_process
     )
     await conn.execute("TRUNCATE orders CASCADE")
 
-    report = await replay(conn, quarantined_only=True)
+    with capture_logs() as logs:
+        report = await replay(conn, quarantined_only=True)
 
     assert report.events == 2
     assert report.newly_processed == [good["id"]]
+    # The on-call person sees which recovered and which still fail, and why.
+    lines = [(line["event"], line["event_id"], line["log_level"]) for line in logs]
+    assert sorted(lines) == [("quarantined", "evcus_still_bad", "warning"),
+                             ("recovered from quarantine", good["id"], "info")]  # fmt: skip
+    [still] = [line for line in logs if line["event"] == "quarantined"]
+    assert "data.order.id is missing" in still["error"]
     statuses = {r["id"]: r["status"] for r in await conn.fetch("SELECT id, status FROM events")}
     assert statuses == {good["id"]: "processed", "evcus_still_bad": "quarantined"}
     error = await conn.fetchval("SELECT error FROM events WHERE id = 'evcus_still_bad'")
@@ -264,7 +272,7 @@ async def test_the_cli_reports_a_replay_the_database_refused_and_changes_nothing
     try:
         async with holder.transaction():
             await holder.execute("SELECT FROM events WHERE id = $1 FOR UPDATE", good["id"])
-            url = database_url + ("&" if "?" in database_url else "?") + "lock_timeout=200ms"
+            url = with_options(database_url, "lock_timeout=200ms")
             env = {"DATABASE_URL": url, "PATH": "/usr/bin:/bin"}
             result = await asyncio.to_thread(run_cli, "replay", "--quarantined", env=env)
     finally:
@@ -317,9 +325,22 @@ async def test_replay_reroutes_unknown_types_a_newer_release_understands(
         activity["type"],
         activity,
     )
-    await replay(conn, quarantined_only=True)
+    report = await replay(conn, quarantined_only=True)
+    assert (report.processed, report.unknown) == (1, 0)
     assert await conn.fetchval("SELECT family FROM events") == "customer"
     assert await conn.fetchval("SELECT id FROM customers") == activity["data"]["customer"]["id"]
+
+
+async def test_replay_counts_types_it_does_not_know_apart(conn: db.Connection) -> None:
+    """An unknown type is re-checked on every replay and stays raw: counted apart, not
+    passed off as an event that was normalized."""
+    await conn.execute(
+        "INSERT INTO events (id, type, family, status, payload) VALUES ('evcus_new_kind', "
+        "'customer.something.new', 'unknown', 'processed', '{}')"
+    )
+    report = await replay(conn, quarantined_only=True)
+    assert (report.events, report.processed, report.unknown) == (1, 1, 1)
+    assert await conn.fetchval("SELECT family FROM events") == "unknown"
 
 
 @pytest.mark.parametrize("quarantined_only", [False, True])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
@@ -204,6 +205,42 @@ async def test_a_stalled_database_gets_503_with_retry_after_within_the_deadline(
     # The 1 s deadline, not the connection's 30 s command timeout, ended the wait (the
     # bound is loose: it separates the two, it does not time the service).
     assert waited < 10
+
+
+async def test_an_event_stored_after_its_503_is_logged_and_counted(
+    database_url: str, conn: db.Connection
+) -> None:
+    """A delivery answered 503 at its deadline whose batch then commits is stored: the
+    log line of its 503 would send the on-call person looking for a lost event. The
+    commit says so in a line of its own, with the id, and in /metrics."""
+    app = create_app(settings(write_timeout_seconds=0.5), database_url)
+    blocker = await db.connect(database_url)
+    try:
+        async with AsyncExitStack() as stack:
+            client = await start_app(stack, app)
+            tx = blocker.transaction()
+            await tx.start()
+            await blocker.execute("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
+            bodies = [order_event(n) for n in range(2)]
+            with capture_logs() as logs:
+                answers = await asyncio.gather(
+                    *(client.post(WEBHOOK, content=b, headers=signed(b)) for b in bodies)
+                )
+                await tx.rollback()
+                for _ in range(1500):  # the blocked batch commits once the lock is gone
+                    if app.state.service.writer.stored_after_answer == 2:
+                        break
+                    await asyncio.sleep(0.02)
+            text = (await client.get("/metrics")).text
+    finally:
+        await blocker.close()
+    assert [a.status_code for a in answers] == [503, 503]
+    assert await conn.fetchval("SELECT count(*) FROM events") == 2
+    late = [line for line in logs if line["event"] == "stored after its answer"]
+    stored = {json.loads(b)["id"] for b in bodies}
+    assert {line["event_id"] for line in late} == stored
+    assert {(line["log_level"], line["outcome"]) for line in late} == {("warning", "processed")}
+    assert "voucherify_writer_stored_after_answer_total 2.0" in text
 
 
 async def test_a_caller_giving_up_loses_neither_its_event_nor_the_batch(
