@@ -112,9 +112,19 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
         print(f"error: replay undone, nothing changed: {type(exc).__name__}: {exc}",
               file=sys.stderr)  # fmt: skip
         return 1
+    structlog.get_logger("service").info(
+        "replayed",
+        events=report.events,
+        seconds=round(report.seconds, 2),
+        processed=report.processed,
+        unknown_type=report.unknown,
+        quarantined=report.quarantined,
+        recovered=len(report.newly_processed),
+    )
     print(
         f"replayed {report.events} events in {report.seconds:.2f} s "
-        f"({report.rate:,.0f} events/s): {report.processed} processed, "
+        f"({report.rate:,.0f} events/s): {report.processed} processed "
+        f"({report.unknown} of a type this release does not know, stored raw only), "
         f"{report.quarantined} quarantined, {len(report.newly_processed)} recovered "
         "from quarantine",
         file=sys.stderr,
@@ -349,6 +359,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a file to read or write that is not there, a port taken
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     return code
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 
@@ -60,37 +60,40 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Settings from the environment; a value that cannot be used is a ConfigError
+        naming the variable, at start, not a surprise under load."""
         env = os.environ if env is None else env
+        read = _Reader(env)
         try:
             return cls(
                 database_url=env.get("DATABASE_URL") or None,
                 webhook_secrets=_split(env.get("VOUCHERIFY_WEBHOOK_SECRET", "")),
-                allow_unsigned=_flag(env.get("ALLOW_UNSIGNED_WEBHOOKS", "")),
+                allow_unsigned=read.flag("ALLOW_UNSIGNED_WEBHOOKS"),
                 api_keys=tuple(_pair(item) for item in _split(env.get("API_KEYS", ""))),
-                log_level=env.get("LOG_LEVEL", "INFO").upper(),
-                log_format=env.get("LOG_FORMAT", "json").lower(),
+                log_level=read.choice("LOG_LEVEL", "INFO", _LOG_LEVELS, str.upper),
+                log_format=read.choice("LOG_FORMAT", "json", ("json", "console"), str.lower),
                 host=env.get("HOST", "127.0.0.1"),
-                port=int(env.get("PORT", "8000")),
-                workers=int(env.get("WORKERS", "1")),
-                access_log=_flag(env.get("ACCESS_LOG", "")),
-                max_body_bytes=int(env.get("MAX_BODY_BYTES", str(1024 * 1024))),
-                max_header_bytes=int(env.get("MAX_HEADER_BYTES", str(16 * 1024))),
-                header_timeout_seconds=float(env.get("HEADER_TIMEOUT_SECONDS", "10")),
-                body_timeout_seconds=float(env.get("BODY_TIMEOUT_SECONDS", "10")),
-                write_timeout_seconds=float(env.get("WRITE_TIMEOUT_SECONDS", "5")),
-                retry_after_seconds=int(env.get("RETRY_AFTER_SECONDS", "5")),
-                db_pool_size=int(env.get("DB_POOL_SIZE", "10")),
-                writer_max_batch=int(env.get("WRITER_MAX_BATCH", "500")),
-                writer_queue_limit=int(env.get("WRITER_QUEUE_LIMIT", "5000")),
-                writer_concurrency=int(env.get("WRITER_CONCURRENCY", "1")),
+                port=read.whole("PORT", 8000, 0, 65535),
+                workers=read.whole("WORKERS", 1, 1),
+                access_log=read.flag("ACCESS_LOG"),
+                max_body_bytes=read.whole("MAX_BODY_BYTES", 1024 * 1024, 1),
+                max_header_bytes=read.whole("MAX_HEADER_BYTES", 16 * 1024, 1),
+                header_timeout_seconds=read.seconds("HEADER_TIMEOUT_SECONDS", 10),
+                body_timeout_seconds=read.seconds("BODY_TIMEOUT_SECONDS", 10),
+                write_timeout_seconds=read.seconds("WRITE_TIMEOUT_SECONDS", 5),
+                retry_after_seconds=read.whole("RETRY_AFTER_SECONDS", 5, 0),
+                db_pool_size=read.whole("DB_POOL_SIZE", 10, 1),
+                writer_max_batch=read.whole("WRITER_MAX_BATCH", 500, 1),
+                writer_queue_limit=read.whole("WRITER_QUEUE_LIMIT", 5000, 1),
+                writer_concurrency=read.whole("WRITER_CONCURRENCY", 1, 1),
                 data_dir=Path(env.get("DATA_DIR", ".data")),
-                export_token_ttl_seconds=int(env.get("EXPORT_TOKEN_TTL_SECONDS", str(24 * 3600))),
+                export_token_ttl_seconds=read.whole("EXPORT_TOKEN_TTL_SECONDS", 24 * 3600, 1),
                 allowed_networks=tuple(
                     ip_network(n) for n in _split(env.get("ALLOWED_SOURCE_NETWORKS", ""))
                 ),
-                max_event_age_seconds=int(env.get("MAX_EVENT_AGE_SECONDS", "0")),
-                redact_deleted_customers=_flag(env.get("REDACT_DELETED_CUSTOMERS", "")),
-                export_worker=not _flag(env.get("DISABLE_EXPORT_WORKER", "")),
+                max_event_age_seconds=read.whole("MAX_EVENT_AGE_SECONDS", 0, 0),
+                redact_deleted_customers=read.flag("REDACT_DELETED_CUSTOMERS"),
+                export_worker=not read.flag("DISABLE_EXPORT_WORKER"),
             )
         except ValueError as exc:
             raise ConfigError(f"invalid setting: {exc}") from exc
@@ -120,8 +123,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 "VOUCHERIFY_WEBHOOK_SECRET is not set. Set it to the secret shown in Voucherify's "
                 "webhook settings, or set ALLOW_UNSIGNED_WEBHOOKS=1 for local use only."
             )
-        if self.log_format not in ("json", "console"):
-            raise ConfigError(f"LOG_FORMAT must be json or console, not {self.log_format!r}")
 
     def describe(self) -> dict[str, object]:
         """The effective configuration with secrets masked, for the start-up log line."""
@@ -151,12 +152,54 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         }
 
 
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
+
+
+class _Reader:
+    """Typed, bounded reads of environment variables; each error names its variable."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+
+    def whole(self, name: str, default: int, low: int, high: int | None = None) -> int:
+        raw = self.env.get(name, str(default)).strip()
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ValueError(f"{name} must be a whole number, not {raw!r}") from None
+        if value < low or (high is not None and value > high):
+            bounds = f"from {low} to {high}" if high is not None else f"at least {low}"
+            raise ValueError(f"{name} must be {bounds}, not {value}")
+        return value
+
+    def seconds(self, name: str, default: float) -> float:
+        raw = self.env.get(name, str(default)).strip()
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ValueError(f"{name} must be a number of seconds, not {raw!r}") from None
+        if not value > 0 or value == float("inf"):
+            raise ValueError(f"{name} must be a number of seconds above 0, not {raw!r}")
+        return value
+
+    def flag(self, name: str) -> bool:
+        raw = self.env.get(name, "").strip().lower()
+        if raw not in _TRUE + _FALSE:  # a typo must not silently mean "off"
+            raise ValueError(f"{name} must be 1/true/yes/on or 0/false/no/off, not {raw!r}")
+        return raw in _TRUE
+
+    def choice(
+        self, name: str, default: str, choices: tuple[str, ...], normal: Callable[[str], str]
+    ) -> str:
+        value = normal(self.env.get(name, default).strip())
+        if value not in choices:
+            raise ValueError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+        return value
+
+
 def _split(value: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip())
-
-
-def _flag(value: str) -> bool:
-    return value.strip().lower() in ("1", "true", "yes", "on")
 
 
 def _pair(item: str) -> tuple[str, str]:

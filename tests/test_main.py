@@ -20,7 +20,14 @@ import pytest
 
 from service import db, migrate, signing
 from service.config import Settings
-from tests.conftest import WEBHOOK, compact_json, free_port, load_fixture, schema_revision
+from tests.conftest import (
+    WEBHOOK,
+    compact_json,
+    free_port,
+    load_fixture,
+    schema_revision,
+    with_options,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -115,6 +122,36 @@ def test_a_pool_of_just_what_the_writers_and_export_worker_need_is_accepted() ->
     ).require_pool()
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("PORT", "abc", "PORT must be a whole number, not 'abc'"),
+        ("PORT", "70000", "PORT must be from 0 to 65535, not 70000"),
+        ("MAX_BODY_BYTES", "-1", "MAX_BODY_BYTES must be at least 1, not -1"),
+        ("WRITE_TIMEOUT_SECONDS", "0", "WRITE_TIMEOUT_SECONDS must be a number of seconds above 0"),
+        ("LOG_LEVEL", "verbose", "LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
+        ("LOG_FORMAT", "text", "LOG_FORMAT must be one of json, console, not 'text'"),
+        ("DISABLE_EXPORT_WORKER", "tru", "DISABLE_EXPORT_WORKER must be 1/true/yes/on or 0/"),
+    ],
+)
+def test_a_setting_that_cannot_be_used_stops_every_command_naming_it(
+    variable: str, value: str, message: str
+) -> None:
+    """A typo once started the service anyway (LOG_LEVEL=verbose ran at INFO, a flag
+    that read 'tru' was off, MAX_BODY_BYTES=-1 refused every delivery), or failed with a
+    message that did not name the variable."""
+    result = run_cli("sign", "-", env=cli_env(**{variable: value}))
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"error: invalid setting: {message}")
+
+
+def test_a_file_that_is_not_there_is_an_error_line_not_a_traceback() -> None:
+    result = run_cli("sign", "/no/such/body.json", env=cli_env(VOUCHERIFY_WEBHOOK_SECRET="s"))
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: [Errno 2] No such file or directory")
+    assert "Traceback" not in result.stderr
+
+
 def test_only_serve_minds_the_pool_size(database_url: str) -> None:
     """The rule is about the server's writers and export worker: a migration run with
     a small pool setting (a rollout's pre-step) must not be refused by it."""
@@ -184,7 +221,7 @@ def test_migrate_takes_the_url_serve_takes_with_libpq_options(
     """Managed Postgres URLs carry options such as `?sslmode=require`: migrate must read
     them as serve does (SQLAlchemy handed them to asyncpg.connect as arguments)."""
     url = create_database()
-    url += ("&" if "?" in url else "?") + "sslmode=disable&application_name=vh-migrate"
+    url = with_options(url, "sslmode=disable&application_name=vh-migrate")
     result = run_cli("migrate", env=cli_env(DATABASE_URL=url))
     assert result.returncode == 0, result.stderr
     assert schema_revision(url) == migrate.head_revision()
