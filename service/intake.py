@@ -96,6 +96,11 @@ def parse(body: bytes) -> Incoming:
     )
 
 
+# How `events.error` begins for an event stored with its NULs written out. Replay keeps
+# it on the event once it normalizes: its rows hold the text `\u0000`, not what was sent.
+ESCAPED_NOTE = "stored with each NUL character written out as the text \\u0000"
+
+
 def escaped(body: bytes) -> bytes | None:
     """`body` with each NUL character (which Postgres cannot store in text or jsonb)
     written out as the six characters `\\u0000`, in keys and values; None if it has none.

@@ -32,6 +32,7 @@ from service.exports.importer import IMPORTED
 from service.exports.importer import TABLES as IMPORTED_TABLES
 from service.handlers import TRY_APPLY_WRITES, Meta, Writes, handler_failure
 from service.handlers._entities import REDACT_AFTER_STORE
+from service.intake import ESCAPED_NOTE
 from service.routing import UNKNOWN, family_of, normalize
 
 log = structlog.get_logger("service.replay")
@@ -230,8 +231,11 @@ async def _write_page(
     """Write a page's rows, then record each event's (possibly new) status."""
     results = await _apply_page(conn, page)
     changes: list[tuple[str, str, str, str | None]] = []
-    for row, (family, status, error) in zip(rows, results, strict=True):
+    for row, (family, status, reason) in zip(rows, results, strict=True):
         report.events += 1
+        error = reason
+        if status == "processed" and (row["error"] or "").startswith(ESCAPED_NOTE):
+            error = row["error"]  # normalized, but from a payload not as sent: still say so
         # One line per event that is or was quarantined: which recovered, which still
         # fail and why, for the on-call person who ran the replay after a fix.
         if status == "processed":

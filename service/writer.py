@@ -47,7 +47,7 @@ import structlog
 from service.db import NOT_THE_EVENTS_FAULT, Connection, Pool, again_if_undone
 from service.handlers import Meta, Writes, handler_failure
 from service.handlers._entities import REDACT_AFTER_STORE
-from service.intake import Incoming, Rejected, escaped, parse
+from service.intake import ESCAPED_NOTE, Incoming, Rejected, escaped, parse
 from service.routing import UNKNOWN, normalize
 
 if TYPE_CHECKING:
@@ -426,9 +426,8 @@ class Writer:
         sent, error = prepared.incoming, prepared.error
         prepared.incoming = incoming  # the body's text as it was, NULs written out
         prepared.error = (
-            f"stored with each NUL character written out as the text \\u0000 (Postgres "
-            f"refused the payload as sent: {type(exc).__name__}: {exc}); the signature was "
-            "over the original"
+            f"{ESCAPED_NOTE} (Postgres refused the payload as sent: {type(exc).__name__}: "
+            f"{exc}); the signature was over the original"
         )
         try:
             new |= await commit(conn, [prepared], redact_deleted=self.redact_deleted)

@@ -126,6 +126,12 @@ async def test_an_event_postgres_cannot_store_as_sent_is_kept_quarantined_with_n
     report = await replay(conn, quarantined_only=True)
     assert report.newly_processed == [row["id"]]
     assert await conn.fetchval("SELECT count(*) FROM orders") == 1
+    # Processed now, but its rows hold the text \u0000, not what was sent: the note stays,
+    # also through a full replay.
+    await replay(conn)
+    replayed = await conn.fetchrow("SELECT status, error FROM events")
+    assert replayed is not None
+    assert (replayed["status"], replayed["error"]) == ("processed", row["error"])
 
 
 async def test_a_repeat_in_its_batch_of_an_event_that_cannot_be_stored_is_not_acknowledged(
