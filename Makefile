@@ -28,17 +28,17 @@ run: $(STAMP) ## migrate and serve on 127.0.0.1:8000 (DATABASE_URL, or embedded 
 	@echo "  curl -i http://127.0.0.1:$${PORT:-8000}/webhooks/voucherify -H 'content-type: application/json' \\"
 	@echo "    -H \"x-voucherify-signature: \$$(VOUCHERIFY_WEBHOOK_SECRET=$$VOUCHERIFY_WEBHOOK_SECRET $(PY) -m service sign $(SAMPLE))\" \\"
 	@echo "    --data-binary @$(SAMPLE)"
-	$(PY) -m service migrate
+	LOG_FORMAT=$${LOG_FORMAT:-console} $(PY) -m service migrate
 	LOG_FORMAT=$${LOG_FORMAT:-console} $(PY) -m service serve
 
 migrate: $(STAMP) ## upgrade the database schema to the latest migration
-	$(PY) -m service migrate
+	LOG_FORMAT=$${LOG_FORMAT:-console} $(PY) -m service migrate
 
 replay: $(STAMP) ## rebuild every normalized table from the stored events
 	$(PY) -m service replay
 
 docs: $(STAMP) ## regenerate docs/schema.md from a migrated database's comments
-	$(PY) -m service migrate
+	LOG_FORMAT=$${LOG_FORMAT:-console} $(PY) -m service migrate
 	$(PY) -m service schema-doc > docs/schema.md
 
 test: $(STAMP) ## run every test (DATABASE_URL, or embedded Postgres)
