@@ -11,7 +11,7 @@ from service.events.redemptions import (
 )
 from service.events.times import parse_time, whole
 from service.handlers import Meta, Writes, _entities, require
-from service.handlers._sql import upsert
+from service.handlers._sql import Bulk, upsert
 
 REDEMPTION_COLUMNS = (
     "id", "object", "date", "voucher_code", "voucher_id", "campaign", "campaign_id",
@@ -20,7 +20,35 @@ REDEMPTION_COLUMNS = (
     "failure_code", "failure_message", "reason", "parent_redemption_id", "metadata",
     "last_event_at", "last_event_id",
 )  # fmt: skip
-UPSERT_REDEMPTION = upsert("redemptions", REDEMPTION_COLUMNS)
+# A rollback event carries its parent redemption as a Simple Redemption, which may hold
+# little more than its id, date and new status: a row without a value keeps the one the
+# redemption's own event brought, before or after it (see `upsert`, and its limit).
+UPSERT_REDEMPTION = upsert(
+    "redemptions",
+    REDEMPTION_COLUMNS,
+    kept_if_null=tuple(
+        c for c in REDEMPTION_COLUMNS if c not in ("id", "object", "last_event_at", "last_event_id")
+    ),
+)
+# REDACT_DELETED_CUSTOMERS: an older event fills the names a newer row lacks without
+# becoming the row's event (`last_event_id`), so the redaction after each batch, which
+# looks only at rows of the batch's events, would miss them: cleared here instead.
+KEEP_REDACTED = Bulk(
+    "redemptions_keep_redacted",
+    (("id", "text"),),
+    """
+    UPDATE redemptions t SET customer_name = NULL, customer_source_id = NULL
+    FROM {rows}
+    WHERE t.id = r.id
+      AND (t.customer_name IS NOT NULL OR t.customer_source_id IS NOT NULL)
+      AND EXISTS (SELECT FROM customer_redactions c WHERE c.customer_id = t.customer_id)
+    """,
+)
+
+
+# The OpenAPI enum of a Simple Redemption's status spells "ROLLED BACK"; the API and the
+# exports spell ROLLED_BACK: one spelling in the table, so a filter on it finds them all.
+STATUS_SPELLING = {"ROLLED BACK": "ROLLED_BACK"}
 
 
 def handle(w: Writes, meta: Meta, event: RedemptionActivity) -> None:
@@ -38,11 +66,33 @@ def handle(w: Writes, meta: Meta, event: RedemptionActivity) -> None:
     order = data.order or redemption.order
     order_id = _entities.order(w, meta, order, full=False, customer_id=customer_id)
 
-    ids = {"customer_id": customer_id, "order_id": order_id}
-    _write(w, meta, data, redemption, object_="redemption", parent_id=None, **ids)
-    if rollback is not None:
-        parent = rollback.redemption or redemption.id
-        _write(w, meta, data, rollback, object_="redemption_rollback", parent_id=parent, **ids)
+    if rollback is None:
+        _write(
+            w,
+            meta,
+            data,
+            redemption,
+            object_="redemption",
+            parent_id=None,
+            customer_id=customer_id,
+            order_id=order_id,
+        )
+        return
+    # The event is about the rollback: its customer, order and voucher go with the
+    # rollback's row. The parent redemption is a copy (a Simple Redemption: often little
+    # more than its id, date and new status): only what the copy carries changes its row.
+    _write(w, meta, data, redemption, object_="redemption", parent_id=None, copy=True)
+    parent = rollback.redemption or redemption.id
+    _write(
+        w,
+        meta,
+        data,
+        rollback,
+        object_="redemption_rollback",
+        parent_id=parent,
+        customer_id=customer_id,
+        order_id=order_id,
+    )
 
 
 def _write(
@@ -52,22 +102,27 @@ def _write(
     r: Redemption,
     *,
     object_: str,
-    customer_id: str | None,
-    order_id: str | None,
     parent_id: str | None,
+    customer_id: str | None = None,
+    order_id: str | None = None,
+    copy: bool = False,
 ) -> None:
-    """One row of `redemptions`: the redemption, or its rollback (object_ says which)."""
-    voucher = data.voucher or r.voucher
-    campaign = data.campaign
-    customer = data.customer
-    order = data.order or r.order
-    tier = data.promotion_tier or r.promotion_tier
-    credits, points = _credits_and_points(r, voucher)
+    """One row of `redemptions`: the redemption, or its rollback (object_ says which),
+    with what the event says about it besides; a `copy` (the parent redemption in a
+    rollback event) only with what it carries itself: the rest (NULL) is kept."""
+    own = None if copy else data
+    voucher = (own.voucher if own else None) or r.voucher
+    campaign = own.campaign if own else None
+    customer = own.customer if own else None
+    order = (own.order if own else None) or r.order
+    tier = (own.promotion_tier if own else None) or r.promotion_tier
+    # The redeemed card's type tells credits from points (a copy's too: the same card).
+    credits, points = _credits_and_points(r, data.voucher or r.voucher)
     w.add(
         UPSERT_REDEMPTION,
         r.id,
         object_,
-        parse_time(r.date or r.created_at) or meta.at,
+        parse_time(r.date or r.created_at) or (None if copy else meta.at),
         voucher.code if voucher else None,
         voucher.id if voucher else None,
         (campaign.name if campaign else None) or (voucher.campaign if voucher else None),
@@ -77,12 +132,12 @@ def _write(
         customer.source_id if customer else None,
         customer.name if customer else None,
         r.tracking_id,
-        order_id,
+        order_id or (order.id if order else None),
         order.amount if order else None,
         credits,
         points,
         r.result,
-        r.status,
+        STATUS_SPELLING.get(r.status, r.status) if r.status else None,
         r.amount,
         r.failure_code,
         r.failure_message,
@@ -92,6 +147,8 @@ def _write(
         meta.at,
         meta.event_id,
     )
+    if meta.redact_deleted and customer and (customer.source_id or customer.name):
+        w.add(KEEP_REDACTED, r.id)
 
 
 def _credits_and_points(r: Redemption, voucher: Voucher | None) -> tuple[int | None, int | None]:

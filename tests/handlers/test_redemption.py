@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+from contextlib import AsyncExitStack
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
 
 from service import db
-from tests.conftest import WEBHOOK, compact_json, load_fixture, signed
+from service.app import create_app
+from service.intake import parse
+from service.writer import commit, prepare
+from tests.conftest import (
+    WEBHOOK,
+    compact_json,
+    fetch_one,
+    load_fixture,
+    settings,
+    signed,
+    start_app,
+)
 
 
 async def deliver(client: httpx.AsyncClient, activity: dict[str, Any]) -> None:
@@ -67,3 +80,97 @@ async def test_a_redeemed_voucher_without_its_holder_id_gets_the_events_holder(
     await deliver(client, activity)
 
     assert await conn.fetchval("SELECT customer_id FROM vouchers") == "cust_holder"
+
+
+ORIGINAL_AT, ROLLBACK_AT = "2024-02-01T10:00:00Z", "2024-02-02T10:00:00Z"
+
+
+def redeemed(customer: dict[str, Any] | None = None) -> dict[str, Any]:
+    """r_1 redeemed at ORIGINAL_AT: 2000 credits of a gift card, by cust_original."""
+    activity = load_fixture("customer.redemption.succeeded")
+    activity.update(id="evcus_redeemed", created_at=ORIGINAL_AT)
+    data = activity["data"]
+    data["customer"].update(customer or {"id": "cust_original", "name": "Ann", "source_id": "ann"})
+    data["voucher"]["type"] = "GIFT_VOUCHER"
+    data["redemption"].update(id="r_1", result="SUCCESS", status="SUCCEEDED", amount=2000,
+                              tracking_id="trk", customer_id=data["customer"]["id"])  # fmt: skip
+    return activity
+
+
+def rolled_back() -> dict[str, Any]:
+    """r_1 rolled back at ROLLBACK_AT; the event's `redemption` (the parent) holds only
+    what OpenAPI's Simple Redemption requires, and its customer is another copy."""
+    activity = load_fixture("customer.redemption.rollback.succeeded")
+    activity.update(id="evcus_rolled_back", created_at=ROLLBACK_AT)
+    data = activity["data"]
+    data["customer"]["id"] = "cust_of_the_rollback"
+    data["voucher"]["type"] = "GIFT_VOUCHER"
+    data["redemption"] = {"id": "r_1", "object": "redemption", "date": "2024-02-01T10:00:00Z",
+                          "metadata": {}, "status": "ROLLED BACK"}  # fmt: skip
+    data["redemption_rollback"].update(id="rr_1", redemption="r_1", amount=-2000)
+    return activity
+
+
+PARENT_COLUMNS = ("object", "result", "status", "amount", "gift_amount", "tracking_id",
+                  "customer_id", "customer_name", "customer_source_id", "date",
+                  "last_event_id")  # fmt: skip
+PARENT_AFTER_ROLLBACK = {
+    # Sent as the OpenAPI enum spells it ("ROLLED BACK"), stored as the API and exports do.
+    "object": "redemption", "result": "SUCCESS", "status": "ROLLED_BACK", "amount": 2000,
+    "gift_amount": 2000, "tracking_id": "trk", "customer_id": "cust_original",
+    "customer_name": "Ann", "customer_source_id": "ann",
+    "date": datetime(2024, 2, 1, 10, tzinfo=UTC), "last_event_id": "evcus_rolled_back",
+}  # fmt: skip
+
+
+async def parent_row(conn: db.Connection) -> dict[str, Any]:
+    columns = ", ".join(PARENT_COLUMNS)
+    return await fetch_one(conn, f"SELECT {columns} FROM redemptions WHERE id = 'r_1'")  # noqa: S608
+
+
+@pytest.mark.parametrize("rollback_first", [False, True], ids=["in_order", "rollback_first"])
+async def test_a_rollback_changes_only_what_its_copy_of_the_redemption_carries(
+    client: httpx.AsyncClient, conn: db.Connection, rollback_first: bool
+) -> None:
+    """The rollback's copy of its parent leaves out result, amount, tracking id and the
+    redeeming customer: the original's values stay, whichever event arrives first."""
+    events = [redeemed(), rolled_back()]
+    for activity in reversed(events) if rollback_first else events:
+        await deliver(client, activity)
+
+    assert await parent_row(conn) == PARENT_AFTER_ROLLBACK
+    rollback = await fetch_one(conn, "SELECT * FROM redemptions WHERE id = 'rr_1'")
+    assert (rollback["object"], rollback["parent_redemption_id"]) == ("redemption_rollback", "r_1")
+    assert rollback["gift_amount"] == -2000
+
+
+@pytest.mark.parametrize("rollback_first", [False, True], ids=["in_order", "rollback_first"])
+async def test_a_redemption_and_its_rollback_in_one_batch_merge_as_one_by_one(
+    conn: db.Connection, rollback_first: bool
+) -> None:
+    """One batch (one statement applying both rows of r_1) leaves what two deliveries do."""
+    events = [redeemed(), rolled_back()]
+    received = datetime.now(UTC)
+    batch = [prepare(parse(compact_json(a)), received) for a in events]
+    await commit(conn, list(reversed(batch)) if rollback_first else batch)
+
+    assert await parent_row(conn) == PARENT_AFTER_ROLLBACK
+
+
+async def test_a_late_original_does_not_bring_back_a_redacted_customers_names(
+    database_url: str, conn: db.Connection
+) -> None:
+    """REDACT_DELETED_CUSTOMERS: the rollback's copy, the deletion, then the original
+    (older, late): it fills the result and amounts, not the deleted customer's names."""
+    deleted = load_fixture("customer.deleted") | {"id": "evcus_deleted"}
+    deleted["created_at"] = "2024-02-03T10:00:00Z"
+    deleted["data"]["customer"].update(id="cust_original")
+    app = create_app(settings(redact_deleted_customers=True), database_url)
+    async with AsyncExitStack() as stack:
+        redacting = await start_app(stack, app)
+        for activity in (rolled_back(), deleted, redeemed()):
+            await deliver(redacting, activity)
+
+    row = await parent_row(conn)
+    assert (row["result"], row["amount"], row["customer_id"]) == ("SUCCESS", 2000, "cust_original")
+    assert (row["customer_name"], row["customer_source_id"]) == (None, None)
