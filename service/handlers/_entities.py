@@ -223,9 +223,17 @@ INSERT_ORDER_ITEMS = Bulk(
 
 
 def order(
-    w: Writes, meta: Meta, order: Order | None, *, full: bool, customer_id: str | None
+    w: Writes,
+    meta: Meta,
+    order: Order | None,
+    *,
+    full: bool,
+    customer_id: str | None,
+    referrer_id: str | None = None,
 ) -> str | None:
-    """Record an order (its own family's full object, or a copy); returns its id."""
+    """Record an order (its own family's full object, or a copy); returns its id.
+    `customer_id`, `referrer_id`: the event's customer and referrer, where the order
+    leaves out its own."""
     if order is None or not order.id:
         return None
     w.add(
@@ -240,8 +248,8 @@ def order(
         order.items_discount_amount,
         order.total_discount_amount,
         order.total_amount,
-        order.customer_id or customer_id,
-        order.referrer_id,
+        order.customer_id or (order.customer.id if order.customer else None) or customer_id,
+        order.referrer_id or (order.referrer.id if order.referrer else None) or referrer_id,
         order.metadata,
         not full,
         meta.at,
@@ -280,14 +288,18 @@ VOUCHER_COLUMNS = (
     "discount_unit_type", "discount_unit_effect", "additional_info", "customer_id",
     "discount_effect", "last_event_at", "last_event_id",
 )  # fmt: skip
-# Every event embeds a Simple Voucher, and many leave out its holder, balances or
-# campaign: a copy without them keeps the values an earlier or later one brought.
-UPSERT_VOUCHER = upsert(
-    "vouchers",
-    VOUCHER_COLUMNS,
-    kept_if_null=("value", "campaign", "campaign_id", "category", "gift_balance",
-                  "loyalty_balance", "customer_id"),
-)  # fmt: skip
+# Every event embeds a Simple Voucher: it never has the assets, validity timeframe and
+# days or additional info of an export file, and may leave out all but its code, type
+# and creation time (holder, balances, value, campaign, dates, counts, metadata, ...).
+# So no column is one a copy can be trusted to clear: a copy without a value keeps the
+# one an earlier or later row brought, in every column. (Nor can a copy clear a value
+# Voucherify removed, an expiration date or a redemption limit: it stays until an export
+# file newer than the row is imported. And see `upsert` on values that change while
+# their events arrive out of order.)
+VOUCHER_KEPT_IF_NULL = tuple(
+    c for c in VOUCHER_COLUMNS if c not in ("id", "last_event_at", "last_event_id")
+)
+UPSERT_VOUCHER = upsert("vouchers", VOUCHER_COLUMNS, kept_if_null=VOUCHER_KEPT_IF_NULL)
 MARK_VOUCHER_DELETED = "UPDATE vouchers SET deleted_at = LEAST(deleted_at, $2) WHERE id = $1"
 
 
@@ -389,6 +401,23 @@ def balance_change(balance: VoucherBalance | int | None) -> tuple[int | None, in
         return None, balance
     moved = balance.amount if balance.amount is not None else balance.points
     return moved, balance.balance
+
+
+def balance_after(balance: VoucherBalance | int | None, voucher_id: str) -> int | None:
+    """The card's balance after the event, as `balance` states it: None when it names
+    another card (`related_object`; points_transferred moves points between two)."""
+    related = balance.related_object if isinstance(balance, VoucherBalance) else None
+    if related is not None and related.id not in (None, voucher_id):
+        return None
+    return balance_change(balance)[1]
+
+
+def transaction_balance_after(tx: VoucherTransaction | None, voucher_id: str) -> int | None:
+    """The card's balance after the event, as its transaction states it (details.balance):
+    None when the transaction is another card's."""
+    if tx is None or tx.voucher_id not in (None, voucher_id):
+        return None
+    return balance_after(tx.balance(), voucher_id)
 
 
 def transaction(w: Writes, meta: Meta, tx: VoucherTransaction | None) -> None:

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from service.events.rewards import RewardActivity, Rewarded, RewardedLoyaltyPoints
+from service.events._blocks import VoucherBalance
+from service.events.rewards import (
+    RewardActivity,
+    Rewarded,
+    RewardedLoyaltyPoints,
+    RewardEvent,
+)
 from service.handlers import Meta, Writes, _entities, require
 from service.handlers._sql import append, upsert
 
@@ -22,7 +28,9 @@ def handle(w: Writes, meta: Meta, event: RewardActivity) -> None:
     data = event.data
     customer_id = _entities.customer_stub(w, meta, data.customer)
     holder_id = _entities.customer_stub(w, meta, data.holder)
-    voucher_id = _entities.voucher(w, meta, data.voucher, holder_id=holder_id)
+    voucher_id = _entities.voucher(
+        w, meta, data.voucher, holder_id=holder_id, balance=_balance_of(data)
+    )
     campaign_id = data.campaign.id if data.campaign else None
     reward = data.reward
     amount, points = _amount_and_points(data.balance)
@@ -63,6 +71,16 @@ def handle(w: Writes, meta: Meta, event: RewardActivity) -> None:
         meta.at,
         meta.event_id,
     )
+
+
+def _balance_of(data: RewardEvent) -> int | None:
+    """The card's balance after the event, where `balance` is a Voucher Balance of this
+    card (customer.rewarded.loyalty_points). A bare integer is not: here it counts the
+    points granted or spent."""
+    balance = data.balance
+    if not isinstance(balance, VoucherBalance) or data.voucher is None or not data.voucher.id:
+        return None
+    return _entities.balance_after(balance, data.voucher.id)
 
 
 def _amount_and_points(balance: object) -> tuple[int | None, int | None]:

@@ -7,7 +7,6 @@ Writes the voucher with its balances to `vouchers`, the movement to
 
 from __future__ import annotations
 
-from service.events._blocks import VoucherBalance
 from service.events.times import parse_date, parse_time
 from service.events.vouchers import VoucherActivity, VoucherDeleted, VoucherEvent
 from service.handlers import Meta, Writes, _entities, require
@@ -74,10 +73,9 @@ def handle(w: Writes, meta: Meta, event: VoucherActivity) -> None:
 
 
 def _balance_of(data: VoucherEvent, voucher_id: str) -> int | None:
-    """The card's balance after the event: `data.balance`, unless it names another card
-    (`related_object`; points_transferred moves points between two)."""
-    balance = data.balance
-    related = balance.related_object if isinstance(balance, VoucherBalance) else None
-    if related is not None and related.id not in (None, voucher_id):
-        return None
-    return _entities.balance_change(balance)[1]
+    """The card's balance after the event: `data.balance`, else its transaction's
+    (points_expired carries no `data.balance`), either only where it is this card's."""
+    after = _entities.balance_after(data.balance, voucher_id)
+    if after is None:
+        after = _entities.transaction_balance_after(data.transaction, voucher_id)
+    return after
