@@ -20,11 +20,15 @@ shows the same text). Do not edit by hand: change the migration's comments inste
   `publications`, ...) hold one row per object: its latest known state. Each row keeps
   `last_event_at` / `last_event_id`, the event whose data it holds; an event older than
   that is ignored, so late, repeated or reordered webhooks never roll state back.
-  One refinement: many events embed a voucher without its holder, balances, value,
-  campaign or category. Such a copy keeps the stored values there (and an older event
-  fills them where none is stored), rather than erasing them. So if one of those values
-  changes while its events arrive out of order around a copy that leaves it out, the
-  value that arrived first can stay until a newer event carries it again.
+  One refinement: many events embed a voucher (or, in a rollback, the redemption rolled
+  back) as a partial copy: without its holder, balances, value, campaign, dates, counts
+  or anything an export file has beyond the webhook's Simple Voucher. A copy keeps every
+  stored value it leaves out (and an older event fills them where none is stored),
+  rather than erasing them. So if such a value changes while its events arrive out of
+  order around a copy that leaves it out, the value that arrived first can stay until a
+  newer event carries it again; and a value Voucherify removed (an expiration date, a
+  redemption limit) stays until a newer export file is imported. A voucher's
+  `customer_id` is cleared when its owner's assignment is deleted.
 - **History tables** (`loyalty_tier_changes`, `distributions`, `customer_rewards`,
   `custom_events`, `referrals`) get one row per event, keyed by `event_id`.
 - `events` keeps every webhook as delivered; every other table can be rebuilt from it with

@@ -245,7 +245,7 @@ def _event_rows(batch: Iterable[Prepared]) -> list[EventRow]:
             created_at=p.incoming.created_at,
             received_at=p.received_at,
             group_id=p.incoming.group_id,
-            customer_id=p.incoming.customer_id,
+            customer_id=p.incoming.customer_id or p.writes.customer_id,
             delivery_id=p.incoming.delivery_id,
             project_id=p.incoming.project_id,
         )

@@ -155,6 +155,13 @@ class OrderItem(Block):
     metadata: Metadata | None = None
 
 
+class ObjectRef(Block):
+    """An embedded object read for its ids only (the rest is skipped unparsed)."""
+
+    id: str | None = None
+    source_id: str | None = None
+
+
 class Order(Block):
     """Simple Order, Order Calculated and the order inside a redemption."""
 
@@ -168,6 +175,9 @@ class Order(Block):
     total_amount: int | None = None
     customer_id: str | None = None
     referrer_id: str | None = None
+    # Order Calculated may carry these objects instead of (or beside) the two ids.
+    customer: ObjectRef | None = None
+    referrer: ObjectRef | None = None
     items: list[OrderItem] | None = None
     metadata: Metadata | None = None
     created_at: str | None = None
@@ -254,6 +264,7 @@ class TierPoints(Block):
 
 
 class LoyaltyTierExpiration(Block):
+    customer_id: str | None = None  # whose hold on the tier this is
     start_date: str | None = None
     expiration_date: str | None = None
 
@@ -350,6 +361,7 @@ class CustomEventLoyalty(Block):
 class CustomEvent(Block):
     id: str | None = None
     type: str | None = None
+    customer: ObjectRef | None = None
     referral: CustomEventReferral | None = None
     loyalty: CustomEventLoyalty | None = None
     metadata: Metadata | None = None
@@ -368,6 +380,7 @@ class Publication(Block):
     campaign: str | None = None
     created_at: str | None = None
     customer_id: str | None = None
+    customer: ObjectRef | None = None
     tracking_id: str | None = None
     channel: str | None = None
     source_id: str | None = None

@@ -58,6 +58,10 @@ class Writes:
     # that turns out to hold a retry of a stored event can leave that event's rows out.
     event_id: str | None = None
     rows: dict[str | Statement | Bulk, list[tuple[Any, ...]]] = field(default_factory=dict)
+    # The customer the event is about when `data.customer` does not name one and the
+    # handler found it elsewhere (a publication's customer, a tier's holder): the raw
+    # event's `events.customer_id`, which analysts and customer redaction look it up by.
+    customer_id: str | None = None
 
     def add(self, statement: str | Statement | Bulk, *args: Any) -> None:
         row = args if isinstance(statement, str) else (*args, self.event_id)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from service.events.loyalty import LoyaltyTierActivity, LoyaltyUpdated, TierLeft
 from service.events.times import parse_time
-from service.handlers import Meta, Writes, _entities, require
+from service.handlers import Meta, Writes, _entities
 from service.handlers._sql import append
 
 INSERT_TIER_CHANGE = append(
@@ -30,10 +30,19 @@ CHANGE_BY_TYPE = {
 
 def handle(w: Writes, meta: Meta, event: LoyaltyTierActivity) -> None:
     data = event.data
-    require(data.customer and data.customer.id, "data.customer.id")
+    # `customer` is optional in every tier event's schema: a change without one is kept,
+    # its customer_id NULL (the raw event keeps the rest).
     customer_id = _entities.customer_stub(w, meta, data.customer)
     if isinstance(event, LoyaltyUpdated):
         return
+    tiers = (data.loyalty_tier, data.loyalty_tier_to, data.loyalty_tier_from)
+    # Without `customer`, a tier's expiration names whose hold it is.
+    customer_id = customer_id or next(
+        (t.expiration.customer_id for t in tiers
+         if t is not None and t.expiration and t.expiration.customer_id),
+        None,
+    )  # fmt: skip
+    w.customer_id = customer_id
     tier_from = data.loyalty_tier_from.id if data.loyalty_tier_from else None
     tier_to = data.loyalty_tier_to.id if data.loyalty_tier_to else None
     tier = tier_to or (data.loyalty_tier.id if data.loyalty_tier else None)
@@ -42,8 +51,7 @@ def handle(w: Writes, meta: Meta, event: LoyaltyTierActivity) -> None:
     held = None if isinstance(event, TierLeft) else data.loyalty_tier_to or data.loyalty_tier
     expires = held.expiration.expiration_date if held and held.expiration else None
     campaign_id = (data.campaign.id if data.campaign else None) or next(
-        (t.campaign_id for t in (data.loyalty_tier, data.loyalty_tier_to, data.loyalty_tier_from)
-         if t is not None and t.campaign_id),
+        (t.campaign_id for t in tiers if t is not None and t.campaign_id),
         None,
     )  # fmt: skip
     w.add(

@@ -11,5 +11,6 @@ def handle(w: Writes, meta: Meta, event: OrderActivity) -> None:
     order = require(data.order, "data.order")
     require(order.id, "data.order.id")
     customer_id = _entities.customer_stub(w, meta, data.customer)
-    _entities.customer_stub(w, meta, data.referrer)
-    _entities.order(w, meta, order, full=True, customer_id=customer_id)
+    # The order's referrer where the order leaves out `referrer_id`, as its customer.
+    referrer_id = _entities.customer_stub(w, meta, data.referrer)
+    _entities.order(w, meta, order, full=True, customer_id=customer_id, referrer_id=referrer_id)

@@ -15,6 +15,14 @@ UPSERT_PUBLICATION = upsert(
 )  # fmt: skip
 
 
+# customer.publication.<outcome>: the data's `result` is SUCCESS in either (its schema's
+# only value), so the event type says how the publication went.
+RESULT_BY_TYPE = {
+    "customer.publication.succeeded": "SUCCESS",
+    "customer.publication.failed": "FAILURE",
+}
+
+
 def handle(w: Writes, meta: Meta, event: PublicationActivity) -> None:
     data = event.data
     publication = require(data.publication, "data.publication")
@@ -22,17 +30,19 @@ def handle(w: Writes, meta: Meta, event: PublicationActivity) -> None:
     customer_id = _entities.customer_stub(w, meta, data.customer)
     voucher = publication.voucher
     campaign = data.campaign
+    own = publication.customer  # the publication's own customer object, where sent
+    w.customer_id = publication.customer_id or (own.id if own else None)
     w.add(
         UPSERT_PUBLICATION,
         publication_id,
         voucher.code if voucher else None,
-        publication.customer_id or customer_id,
-        data.customer.source_id if data.customer else None,
+        publication.customer_id or (own.id if own else None) or customer_id,
+        (data.customer.source_id if data.customer else None) or (own.source_id if own else None),
         parse_time(publication.created_at) or meta.at,
         publication.channel,
         (campaign.name if campaign else None) or (voucher.campaign if voucher else None),
         campaign.id if campaign else None,
-        publication.result,
+        RESULT_BY_TYPE[meta.type],
         publication.source_id,
         publication.tracking_id,
         publication.metadata,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from service.events.referrals import Referred
-from service.handlers import Meta, Writes, _entities, require
+from service.handlers import Meta, Writes, _entities
 from service.handlers._sql import append
 
 INSERT_REFERRAL = append(
@@ -15,9 +15,21 @@ INSERT_REFERRAL = append(
 
 def handle(w: Writes, meta: Meta, event: Referred) -> None:
     data = event.data
-    require(data.customer and data.customer.id, "data.customer.id")
-    customer_id = _entities.customer_stub(w, meta, data.customer)
-    referrer_id = _entities.customer_stub(w, meta, data.referrer)
+    # `customer` is optional in EventCustomerReferred: the referred customer is then the
+    # one who redeemed the referral code, if a redemption converted the referral; else
+    # the row is kept without one (NULL).
+    redemption = data.redemption
+    custom_event = data.custom_event
+    customer_id = (
+        _entities.customer_stub(w, meta, data.customer)
+        or (redemption.customer_id if redemption else None)
+        or (custom_event.customer.id if custom_event and custom_event.customer else None)
+    )
+    w.customer_id = customer_id
+    referral = custom_event.referral if custom_event else None
+    referrer_id = _entities.customer_stub(w, meta, data.referrer) or (
+        referral.referrer_id if referral else None
+    )
     voucher_id = _entities.voucher(w, meta, data.voucher, holder_id=referrer_id)
     w.add(
         INSERT_REFERRAL,
@@ -28,6 +40,6 @@ def handle(w: Writes, meta: Meta, event: Referred) -> None:
         voucher_id,
         data.voucher.code if data.voucher else None,
         data.custom_event.id if data.custom_event else None,
-        data.redemption.id if data.redemption else None,
+        redemption.id if redemption else None,
         meta.at,
     )

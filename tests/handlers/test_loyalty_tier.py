@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -9,6 +10,7 @@ import httpx
 import pytest
 
 from service import db
+from service.handlers.loyalty_tier import CHANGE_BY_TYPE
 from tests.conftest import WEBHOOK, compact_json, load_fixture, signed
 
 EXPIRES = "2025-06-30T00:00:00.000Z"
@@ -71,3 +73,41 @@ async def test_leaving_a_tier_records_no_expiration(
     """After left the customer holds no tier: the left tier's expiration is not theirs."""
     activity = tier_event("customer.loyalty.tier.left", loyalty_tier=EXPIRES)
     assert await stored_expiration(client, conn, activity) is None
+
+
+@pytest.mark.parametrize("event_type", sorted(CHANGE_BY_TYPE))
+async def test_a_tier_change_without_its_customer_is_stored_not_quarantined(
+    client: httpx.AsyncClient, conn: db.Connection, event_type: str
+) -> None:
+    """`customer` is optional in every tier event's schema: the change is kept, its
+    customer read from the tier's expiration (whose hold it is), else without one."""
+    activity = load_fixture(event_type)
+    del activity["data"]["customer"]
+    bare = json.loads(json.dumps(activity)) | {"id": activity["id"] + "_bare"}
+    for tier in bare["data"].values():
+        if isinstance(tier, dict):
+            tier.pop("expiration", None)
+    for sent in (activity, bare):
+        body = compact_json(sent)
+        response = await client.post(WEBHOOK, content=body, headers=signed(body))
+        assert response.json()["outcome"] == "processed"
+
+    rows = await conn.fetch("SELECT * FROM loyalty_tier_changes ORDER BY event_id")
+    assert [(r["event_id"], r["change"]) for r in rows] == [
+        (activity["id"], CHANGE_BY_TYPE[event_type]),
+        (bare["id"], CHANGE_BY_TYPE[event_type]),
+    ]
+    assert [r["customer_id"] for r in rows] == ["cust_7iUa6ICKyU6gH40dBU25kQU1", None]
+    assert all(r["tier_id"] is not None for r in rows)
+
+
+async def test_a_loyalty_update_without_its_customer_is_stored_not_quarantined(
+    client: httpx.AsyncClient, conn: db.Connection
+) -> None:
+    """customer.loyalty.updated requires only `created_at`: nothing to write, nothing wrong."""
+    activity = load_fixture("customer.loyalty.updated")
+    del activity["data"]["customer"]
+    body = compact_json(activity)
+    response = await client.post(WEBHOOK, content=body, headers=signed(body))
+    assert response.json()["outcome"] == "processed"
+    assert await conn.fetchval("SELECT status FROM events") == "processed"
