@@ -214,6 +214,14 @@ async def reset(conn: db.Connection) -> None:
     await conn.execute(f"TRUNCATE events, event_ids, {', '.join(NORMALIZED_TABLES)}")
 
 
+async def deliver_processed(client: httpx.AsyncClient, *activities: dict[str, Any]) -> None:
+    """Deliver each activity, signed, to the app; each must be stored processed."""
+    for activity in activities:
+        body = compact_json(activity)
+        response = await client.post(WEBHOOK, content=body, headers=signed(body))
+        assert response.json()["outcome"] == "processed", response.text
+
+
 async def fetch_one(conn: db.Connection, query: str, *args: Any) -> dict[str, Any]:
     """The one row `query` must return, as a dict."""
     row = await conn.fetchrow(query, *args)

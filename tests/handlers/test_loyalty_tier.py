@@ -11,7 +11,7 @@ import pytest
 
 from service import db
 from service.handlers.loyalty_tier import CHANGE_BY_TYPE
-from tests.conftest import WEBHOOK, compact_json, load_fixture, signed
+from tests.conftest import WEBHOOK, compact_json, deliver_processed, load_fixture, signed
 
 EXPIRES = "2025-06-30T00:00:00.000Z"
 OTHER = "2024-01-01T00:00:00.000Z"
@@ -87,10 +87,7 @@ async def test_a_tier_change_without_its_customer_is_stored_not_quarantined(
     for tier in bare["data"].values():
         if isinstance(tier, dict):
             tier.pop("expiration", None)
-    for sent in (activity, bare):
-        body = compact_json(sent)
-        response = await client.post(WEBHOOK, content=body, headers=signed(body))
-        assert response.json()["outcome"] == "processed"
+    await deliver_processed(client, activity, bare)
 
     rows = await conn.fetch("SELECT * FROM loyalty_tier_changes ORDER BY event_id")
     assert [(r["event_id"], r["change"]) for r in rows] == [

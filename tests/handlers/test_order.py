@@ -7,16 +7,14 @@ from typing import Any
 import httpx
 
 from service import db
-from tests.conftest import WEBHOOK, compact_json, fetch_one, load_fixture, signed
+from tests.conftest import deliver_processed, fetch_one, load_fixture
 
 
 async def order_row(
     client: httpx.AsyncClient, conn: db.Connection, activity: dict[str, Any]
 ) -> dict[str, Any]:
     """Deliver the event; returns the row of its `data.order`."""
-    body = compact_json(activity)
-    response = await client.post(WEBHOOK, content=body, headers=signed(body))
-    assert response.json()["outcome"] == "processed"
+    await deliver_processed(client, activity)
     order_id = activity["data"]["order"]["id"]
     return await fetch_one(conn, "SELECT * FROM orders WHERE id = $1", order_id)
 

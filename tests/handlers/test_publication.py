@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import httpx
 import pytest
 
 from service import db
-from tests.conftest import WEBHOOK, compact_json, fetch_one, load_fixture, signed
-
-
-async def deliver(client: httpx.AsyncClient, activity: dict[str, Any]) -> None:
-    body = compact_json(activity)
-    response = await client.post(WEBHOOK, content=body, headers=signed(body))
-    assert response.json()["outcome"] == "processed"
+from tests.conftest import deliver_processed, fetch_one, load_fixture
 
 
 @pytest.mark.parametrize(
@@ -28,7 +20,7 @@ async def test_a_publications_result_is_the_outcome_its_event_type_names(
     failed publication is stored as FAILURE."""
     activity = load_fixture(event_type)
     activity["data"]["publication"]["result"] = "SUCCESS"
-    await deliver(client, activity)
+    await deliver_processed(client, activity)
 
     assert await conn.fetchval("SELECT result FROM publications") == result
 
@@ -41,7 +33,7 @@ async def test_a_publication_without_the_events_customer_names_its_own(
     activity = load_fixture("customer.publication.succeeded")
     del activity["data"]["customer"]
     activity["data"]["publication"]["customer_id"] = "cust_published_to"
-    await deliver(client, activity)
+    await deliver_processed(client, activity)
 
     row = await fetch_one(conn, "SELECT id, customer_id FROM publications")
     assert row == {"id": activity["data"]["publication"]["id"], "customer_id": "cust_published_to"}
@@ -57,7 +49,7 @@ async def test_a_publication_without_the_events_customer_takes_its_own_customers
     publication = activity["data"]["publication"]
     publication.pop("customer_id", None)
     publication["customer"] = {"id": "cust_own", "source_id": "crm-7", "object": "customer"}
-    await deliver(client, activity)
+    await deliver_processed(client, activity)
 
     row = await fetch_one(conn, "SELECT customer_id, customer_source_id FROM publications")
     assert row == {"customer_id": "cust_own", "customer_source_id": "crm-7"}

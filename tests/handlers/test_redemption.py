@@ -14,20 +14,13 @@ from service.app import create_app
 from service.intake import parse
 from service.writer import commit, prepare
 from tests.conftest import (
-    WEBHOOK,
     compact_json,
+    deliver_processed,
     fetch_one,
     load_fixture,
     settings,
-    signed,
     start_app,
 )
-
-
-async def deliver(client: httpx.AsyncClient, activity: dict[str, Any]) -> None:
-    body = compact_json(activity)
-    response = await client.post(WEBHOOK, content=body, headers=signed(body))
-    assert response.json()["outcome"] == "processed"
 
 
 @pytest.mark.parametrize(
@@ -52,7 +45,7 @@ async def test_a_redemption_and_its_rollback_record_the_amount_by_the_vouchers_t
     data["voucher"]["type"] = voucher_type
     data["redemption"].update(id="r_parent", amount=1500)
     data["redemption_rollback"].update(id="rr_child", redemption="r_parent", amount=-1500)
-    await deliver(client, activity)
+    await deliver_processed(client, activity)
 
     rows = await conn.fetch("SELECT gift_amount, loyalty_points FROM redemptions ORDER BY id")
     assert [r["gift_amount"] for r in rows] == list(credits)
@@ -65,7 +58,7 @@ async def test_credits_a_payload_names_beside_the_amount_come_first(
     activity = load_fixture("customer.redemption.succeeded")
     activity["data"]["voucher"]["type"] = "GIFT_VOUCHER"
     activity["data"]["redemption"].update(amount=1500, gift={"amount": 700})
-    await deliver(client, activity)
+    await deliver_processed(client, activity)
 
     assert await conn.fetchval("SELECT gift_amount FROM redemptions") == 700
 
@@ -77,7 +70,7 @@ async def test_a_redeemed_voucher_without_its_holder_id_gets_the_events_holder(
     activity = load_fixture("customer.redemption.succeeded")
     del activity["data"]["voucher"]["holder_id"]
     activity["data"]["holder"]["id"] = "cust_holder"
-    await deliver(client, activity)
+    await deliver_processed(client, activity)
 
     assert await conn.fetchval("SELECT customer_id FROM vouchers") == "cust_holder"
 
@@ -136,7 +129,7 @@ async def test_a_rollback_changes_only_what_its_copy_of_the_redemption_carries(
     redeeming customer: the original's values stay, whichever event arrives first."""
     events = [redeemed(), rolled_back()]
     for activity in reversed(events) if rollback_first else events:
-        await deliver(client, activity)
+        await deliver_processed(client, activity)
 
     assert await parent_row(conn) == PARENT_AFTER_ROLLBACK
     rollback = await fetch_one(conn, "SELECT * FROM redemptions WHERE id = 'rr_1'")
@@ -169,7 +162,7 @@ async def test_a_late_original_does_not_bring_back_a_redacted_customers_names(
     async with AsyncExitStack() as stack:
         redacting = await start_app(stack, app)
         for activity in (rolled_back(), deleted, redeemed()):
-            await deliver(redacting, activity)
+            await deliver_processed(redacting, activity)
 
     row = await parent_row(conn)
     assert (row["result"], row["amount"], row["customer_id"]) == ("SUCCESS", 2000, "cust_original")

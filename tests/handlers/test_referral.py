@@ -8,15 +8,13 @@ from typing import Any
 import httpx
 
 from service import db
-from tests.conftest import WEBHOOK, compact_json, fetch_one, load_fixture, signed
+from tests.conftest import deliver_processed, fetch_one, load_fixture
 
 
 async def stored_referral(
     client: httpx.AsyncClient, conn: db.Connection, activity: dict[str, Any]
 ) -> dict[str, Any]:
-    body = compact_json(activity)
-    response = await client.post(WEBHOOK, content=body, headers=signed(body))
-    assert response.json()["outcome"] == "processed"
+    await deliver_processed(client, activity)
     return await fetch_one(conn, "SELECT * FROM referrals")
 
 
@@ -60,10 +58,7 @@ async def test_a_referral_converted_by_a_custom_event_names_its_customer_else_no
     data["custom_event"]["customer"] = {"id": "cust_converted", "object": "customer"}
     anonymous = json.loads(json.dumps(activity)) | {"id": activity["id"] + "_anonymous"}
     del anonymous["data"]["custom_event"]["customer"]
-    for sent in (activity, anonymous):
-        body = compact_json(sent)
-        response = await client.post(WEBHOOK, content=body, headers=signed(body))
-        assert response.json()["outcome"] == "processed"
+    await deliver_processed(client, activity, anonymous)
 
     rows = await conn.fetch("SELECT * FROM referrals ORDER BY event_id")
     assert [(r["customer_id"], r["referrer_id"]) for r in rows] == [

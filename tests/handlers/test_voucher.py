@@ -11,16 +11,14 @@ import pytest
 from service import db
 from service.events.times import parse_time
 from service.exports.importer import load
-from tests.conftest import WEBHOOK, compact_json, fetch_one, load_fixture, signed
+from tests.conftest import deliver_processed, fetch_one, load_fixture
 
 
 async def voucher_row(
     client: httpx.AsyncClient, conn: db.Connection, activity: dict[str, Any]
 ) -> dict[str, Any]:
     """Deliver the event; returns the row of its `data.voucher`."""
-    body = compact_json(activity)
-    response = await client.post(WEBHOOK, content=body, headers=signed(body))
-    assert response.json()["outcome"] == "processed"
+    await deliver_processed(client, activity)
     voucher_id = activity["data"]["voucher"]["id"]
     return await fetch_one(conn, "SELECT * FROM vouchers WHERE id = $1", voucher_id)
 
@@ -117,13 +115,6 @@ async def test_an_owners_assignment_names_the_vouchers_holder(
 def at(activity: dict[str, Any], n: int, when: str) -> dict[str, Any]:
     """The activity as event `evcus_v_<n>`, created at `when`."""
     return activity | {"id": f"evcus_v_{n}", "created_at": when}
-
-
-async def deliver(client: httpx.AsyncClient, *activities: dict[str, Any]) -> None:
-    for activity in activities:
-        body = compact_json(activity)
-        response = await client.post(WEBHOOK, content=body, headers=signed(body))
-        assert response.json()["outcome"] == "processed"
 
 
 VOUCHER_CSV = (
