@@ -141,29 +141,23 @@ async def test_a_repeat_in_its_batch_of_an_event_that_cannot_be_stored_is_not_ac
     kept (escaped, quarantined), the repeat is its duplicate. (Before, when such an event
     was refused, the repeat was answered 200 `duplicate` of an event never stored.)"""
     app = create_app(settings(), database_url)
-    blocker = await db.connect(database_url)
-    try:
-        async with AsyncExitStack() as stack:
-            client = await start_app(stack, app)
+    async with AsyncExitStack() as stack:
+        client = await start_app(stack, app)
 
-            async def post(body: bytes) -> httpx.Response:
-                return await client.post(WEBHOOK, content=body, headers=signed(body))
+        async def post(body: bytes) -> httpx.Response:
+            return await client.post(WEBHOOK, content=body, headers=signed(body))
 
-            tx = blocker.transaction()
-            await tx.start()
-            await blocker.execute("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
-            ahead = asyncio.create_task(post(order_event(1)))
-            await waiting_on_a_lock(blocker)  # its batch waits for the lock
-            bad = unstorable_event(2)
-            repeats = [asyncio.create_task(post(bad)) for _ in range(2)]
-            for _ in range(1000):  # both queued behind it: the next batch holds both
-                if app.state.service.writer.depth == 2:
-                    break
-                await asyncio.sleep(0.01)
-            await tx.rollback()
-            answers = [await ahead, *[await r for r in repeats]]
-    finally:
-        await blocker.close()
+        blocker, tx = await stack.enter_async_context(events_locked(database_url))
+        ahead = asyncio.create_task(post(order_event(1)))
+        await waiting_on_a_lock(blocker)  # its batch waits for the lock
+        bad = unstorable_event(2)
+        repeats = [asyncio.create_task(post(bad)) for _ in range(2)]
+        for _ in range(1000):  # both queued behind it: the next batch holds both
+            if app.state.service.writer.depth == 2:
+                break
+            await asyncio.sleep(0.01)
+        await tx.rollback()
+        answers = [await ahead, *[await r for r in repeats]]
     assert answers[0].status_code == 202
     assert [(a.status_code, a.json()["outcome"]) for a in answers[1:]] == [
         (202, "quarantined"),
@@ -181,25 +175,19 @@ async def test_a_stalled_database_gets_503_with_retry_after_within_the_deadline(
         settings(write_timeout_seconds=1.0, writer_queue_limit=5, writer_concurrency=1),
         database_url,
     )
-    blocker = await db.connect(database_url)
-    try:
-        async with AsyncExitStack() as stack:
-            client = await start_app(stack, app)
-            tx = blocker.transaction()
-            await tx.start()
-            await blocker.execute("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
-            bodies = [order_event(n) for n in range(30)]
-            # The lock is held until every answer is in: they can only come from the
-            # deadline and the queue limit.
-            started = time.monotonic()
-            with capture_logs() as logs:
-                answers = await asyncio.gather(
-                    *(client.post(WEBHOOK, content=b, headers=signed(b)) for b in bodies)
-                )
-            waited = time.monotonic() - started
-            await tx.rollback()
-    finally:
-        await blocker.close()
+    async with AsyncExitStack() as stack:
+        client = await start_app(stack, app)
+        _, tx = await stack.enter_async_context(events_locked(database_url))
+        bodies = [order_event(n) for n in range(30)]
+        # The lock is held until every answer is in: they can only come from the
+        # deadline and the queue limit.
+        started = time.monotonic()
+        with capture_logs() as logs:
+            answers = await asyncio.gather(
+                *(client.post(WEBHOOK, content=b, headers=signed(b)) for b in bodies)
+            )
+        waited = time.monotonic() - started
+        await tx.rollback()
     assert {a.status_code for a in answers} == {503}
     assert all(a.headers["retry-after"] == "5" for a in answers)
     reasons = [line["reason"] for line in logs if line["event"] == "webhook"]
@@ -220,26 +208,20 @@ async def test_an_event_stored_after_its_503_is_logged_and_counted(
     log line of its 503 would send the on-call person looking for a lost event. The
     commit says so in a line of its own, with the id, and in /metrics."""
     app = create_app(settings(write_timeout_seconds=0.5), database_url)
-    blocker = await db.connect(database_url)
-    try:
-        async with AsyncExitStack() as stack:
-            client = await start_app(stack, app)
-            tx = blocker.transaction()
-            await tx.start()
-            await blocker.execute("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
-            bodies = [order_event(n) for n in range(2)]
-            with capture_logs() as logs:
-                answers = await asyncio.gather(
-                    *(client.post(WEBHOOK, content=b, headers=signed(b)) for b in bodies)
-                )
-                await tx.rollback()
-                for _ in range(1500):  # the blocked batch commits once the lock is gone
-                    if app.state.service.writer.stored_after_answer == 2:
-                        break
-                    await asyncio.sleep(0.02)
-            text = (await client.get("/metrics")).text
-    finally:
-        await blocker.close()
+    async with AsyncExitStack() as stack:
+        client = await start_app(stack, app)
+        _, tx = await stack.enter_async_context(events_locked(database_url))
+        bodies = [order_event(n) for n in range(2)]
+        with capture_logs() as logs:
+            answers = await asyncio.gather(
+                *(client.post(WEBHOOK, content=b, headers=signed(b)) for b in bodies)
+            )
+            await tx.rollback()
+            for _ in range(1500):  # the blocked batch commits once the lock is gone
+                if app.state.service.writer.stored_after_answer == 2:
+                    break
+                await asyncio.sleep(0.02)
+        text = (await client.get("/metrics")).text
     assert [a.status_code for a in answers] == [503, 503]
     assert await conn.fetchval("SELECT count(*) FROM events") == 2
     late = [line for line in logs if line["event"] == "stored after its answer"]
@@ -601,17 +583,27 @@ async def writer_behind_a_lock(
     writer finishes what it took (the blocked batches commit) and stops."""
     pool = await db.create_pool(database_url, max_size=2)
     writer = Writer(pool, concurrency=1, **options)
-    blocker = await db.connect(database_url)
     try:
         writer.start()
+        async with events_locked(database_url) as (blocker, lock):
+            yield writer, blocker, lock
+    finally:
+        await writer.stop()  # it holds a connection of the pool until then
+        await pool.close()
+
+
+@asynccontextmanager
+async def events_locked(database_url: str) -> AsyncIterator[tuple[db.Connection, Transaction]]:
+    """Another connection holding `events` locked, in the transaction yielded (roll it
+    back to release the lock; closing the connection on the way out releases it too)."""
+    blocker = await db.connect(database_url)
+    try:
         lock = blocker.transaction()
         await lock.start()
         await blocker.execute("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
-        yield writer, blocker, lock
+        yield blocker, lock
     finally:
         await blocker.close()
-        await writer.stop()  # it holds a connection of the pool until then
-        await pool.close()
 
 
 async def waiting_on_a_lock(observer: db.Connection, pid: int | None = None) -> None:
