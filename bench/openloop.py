@@ -42,6 +42,9 @@ class OpenLoopResult:
     # 100 ms, and the worst window's median: stalls, as opposed to a uniformly slow server.
     stalled_windows: int = 0
     worst_window_ms: float = 0.0
+    # When each stalled window began (wall clock, time.time()) and its median in ms: to
+    # line stalls up with what else happened then (Postgres' checkpoint log lines).
+    stalls: list[tuple[float, float]] = field(default_factory=list)
 
 
 class _Answer(msgspec.Struct):
@@ -90,6 +93,7 @@ async def _run(port: int, requests: list[bytes], rate: float, seconds: float,
     for _ in range(min(WARM_CONNECTIONS, max_connections)):
         await pool.open()
     pool.start = start = time.perf_counter()
+    wall_start = time.time()
     sent = 0
     while sent < total:
         # Everything due by now goes out; then sleep until the next one is due.
@@ -105,10 +109,12 @@ async def _run(port: int, requests: list[bytes], rate: float, seconds: float,
     pool.close()
     latencies = pool.latencies
     cuts = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [0.0] * 99
-    medians = [statistics.median(w) for w in pool.windows.values()]
-    stalled, worst = sum(m > 0.1 for m in medians), max(medians, default=0.0) * 1000
+    medians = {window: statistics.median(w) for window, w in sorted(pool.windows.items())}
+    stalls = [(wall_start + window / 4, m * 1000) for window, m in medians.items() if m > 0.1]
+    worst = max(medians.values(), default=0.0) * 1000
     return OpenLoopResult(rate, total, len(latencies) / elapsed, cuts[49] * 1000,
-                          cuts[98] * 1000, pool.errors, pool.acked, stalled, worst)  # fmt: skip
+                          cuts[98] * 1000, pool.errors, pool.acked, len(stalls), worst,
+                          stalls)  # fmt: skip
 
 
 class _Pool:

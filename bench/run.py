@@ -47,8 +47,10 @@ from bench._db import (  # noqa: E402
     fresh_database,
     postgres_cpu_seconds,
     server_url,
+    wal_sample,
 )
 from bench.events import events  # noqa: E402
+from bench.neighbors import Neighbors, bursts  # noqa: E402
 from service import db  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 
@@ -74,6 +76,13 @@ class Result:
     # autovacuum worker) is left out, and another cluster on this machine counted in.
     server_us: float = 0.0
     postgres_us: float | None = None
+    # WAL written per answered request, and checkpoints begun during the run (of them,
+    # requested: set off by max_wal_size filling up rather than by checkpoint_timeout).
+    wal_bytes: float = 0.0
+    checkpoints: int = 0
+    checkpoints_requested: int = 0
+    # CPU the machine spent outside the run's processes and Postgres, in % of one core.
+    others_percent: float = 0.0
     acked: int = 0
     stored: int | None = None
 
@@ -165,17 +174,20 @@ def _tree_rss_mb(process: psutil.Process) -> float:
     return float(max(p.memory_info().rss for p in procs)) / 2**20
 
 
-def measure(name: str, command: list[str], env: dict[str, str], prefix: str,
+def measure(name: str, command: list[str], env: dict[str, str], server: str, prefix: str,
             connections: int, seconds: int, rate: float | None = None) -> Result:  # fmt: skip
     """Start the receiver, warm it up, then drive it: wrk with `connections` (closed
     loop, as fast as it answers), or the open-loop generator at `rate` per second."""
     port = free_port()
     process = start([*command, "--port", str(port)], env, port)
-    server = psutil.Process(process.pid)
+    receiver = psutil.Process(process.pid)
     try:
         # Warm up (imports, pool, JIT-free but cache-hot paths) before measuring.
         run_wrk(port, prefix + "-warmup", 8, 2)
-        cpu_before, pg_before = _tree_cpu(server), postgres_cpu_seconds()
+        cpu_before, pg_before = _tree_cpu(receiver), postgres_cpu_seconds()
+        wal_before = wal_sample(server)
+        neighbors = Neighbors()
+        neighbors.start()
         started = time.monotonic()
         if rate is None:
             output = run_wrk(port, prefix, connections, seconds)
@@ -184,8 +196,10 @@ def measure(name: str, command: list[str], env: dict[str, str], prefix: str,
             paced = uvloop.run(openloop.run(port, openloop.load_requests(prefix, port), rate,
                                             seconds))  # fmt: skip
         wall = time.monotonic() - started
-        cpu_after, pg_after = _tree_cpu(server), postgres_cpu_seconds()
-        rss = _tree_rss_mb(server)
+        cpu_after, pg_after = _tree_cpu(receiver), postgres_cpu_seconds()
+        others = neighbors.stop(cpu_after - cpu_before + pg_after - pg_before)
+        wal_after = wal_sample(server)
+        rss = _tree_rss_mb(receiver)
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -195,17 +209,35 @@ def measure(name: str, command: list[str], env: dict[str, str], prefix: str,
         return seconds / max(requests, 1) * 1e6
 
     pg_seconds = pg_after - pg_before if pg_after else None
+    checkpoints = wal_after.checkpoints - wal_before.checkpoints
+    requested = wal_after.requested - wal_before.requested
     if rate is None:
         rps, p50, p99, errors, requests = parse_wrk(output)
-        pg_us = None if pg_seconds is None else per_request(pg_seconds, requests)
-        return Result(name, rps, p50, p99, errors, requests, rss, cpu,
-                      per_request(cpu_after - cpu_before, requests), pg_us)  # fmt: skip
-    Path(f"{prefix}.0.acked").write_text("\n".join(paced.acked))
-    print(f"  {name}: {paced.stalled_windows} of {seconds * 4} quarter-seconds with a median "
-          f"over 100 ms (worst {paced.worst_window_ms:.0f} ms)")  # fmt: skip
-    pg_us = None if pg_seconds is None else per_request(pg_seconds, paced.sent)
-    return Result(name, paced.achieved, paced.p50_ms, paced.p99_ms, paced.errors, paced.sent,
-                  rss, cpu, per_request(cpu_after - cpu_before, paced.sent), pg_us)  # fmt: skip
+    else:
+        Path(f"{prefix}.0.acked").write_text("\n".join(paced.acked))
+        rps, p50, p99, errors, requests = (paced.achieved, paced.p50_ms, paced.p99_ms,
+                                           paced.errors, paced.sent)  # fmt: skip
+        stalls = ", ".join(f"{_clock(at)} ({median:.0f} ms)" for at, median in paced.stalls)
+        print(f"  {name}: {paced.stalled_windows} of {seconds * 4} quarter-seconds with a "
+              f"median over 100 ms (worst {paced.worst_window_ms:.0f} ms)"
+              + (f", from (UTC) {stalls}" if stalls else ""))  # fmt: skip
+    if others.started:
+        print(f"  {name}: processes others started during the run (UTC): "
+              + ", ".join(f"{_clock(at)} {command}" + (f" (+{n - 1})" if n > 1 else "")
+                          for at, command, n in bursts(others.started)))  # fmt: skip
+    if checkpoints:
+        print(f"  {name}: {checkpoints} checkpoint(s) began during the run, {requested} of "
+              "them set off by max_wal_size")  # fmt: skip
+    pg_us = None if pg_seconds is None else per_request(pg_seconds, requests)
+    return Result(name, rps, p50, p99, errors, requests, rss, cpu,
+                  per_request(cpu_after - cpu_before, requests), pg_us,
+                  (wal_after.wal_bytes - wal_before.wal_bytes) / max(requests, 1), checkpoints,
+                  requested, others.other_cpu_seconds / wall * 100)  # fmt: skip
+
+
+def _clock(at: float) -> str:
+    """A time.time() as UTC HH:MM:SS.ss, as Postgres' log and journald print it."""
+    return time.strftime("%H:%M:%S", time.gmtime(at)) + f".{int(at * 100) % 100:02d}"
 
 
 def half_ceiling_budget(ceiling: Result, service: Result, cores: int) -> str:
@@ -297,7 +329,8 @@ def main() -> None:
             url = fresh_database(server) if stores else None
             env = {**base_env, **({"DATABASE_URL": url} if url else {})}
             try:
-                result = measure(name, command, env, prefix, args.connections, args.seconds)
+                result = measure(name, command, env, server, prefix, args.connections,
+                                 args.seconds)  # fmt: skip
                 if url:
                     check_stored(url, prefix, result, TABLES.get(command[-1], "events"))
             finally:
@@ -318,7 +351,8 @@ def main() -> None:
             try:
                 result = measure(f"service at {share:.0%}, open loop",
                                  [python, "-m", "service", "serve"],
-                                 {**base_env, "DATABASE_URL": url}, prefix, args.connections,
+                                 {**base_env, "DATABASE_URL": url}, server, prefix,
+                                 args.connections,
                                  args.seconds, rate=service.rps * share)  # fmt: skip
                 check_stored(url, prefix, result)
             finally:
@@ -326,17 +360,20 @@ def main() -> None:
                 drop_database(server, url)
             results.append(result)
 
-    # us/ev: CPU per request of the server's processes and of Postgres (when local).
+    # us/ev: CPU per request of the server's processes and of Postgres (when local);
+    # WAL B/ev and ckpt: the server's WAL per request and checkpoints begun (cluster-wide);
+    # other %: CPU the machine spent on everything else, in % of one core.
     print(f"\n{'receiver':<29}{'events/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
-          f"{'RSS MB':>8}{'CPU %':>7}{'us/ev':>7}{'pg us/ev':>9}"
-          f"{'acked':>9}{'stored':>9}")  # fmt: skip
+          f"{'RSS MB':>8}{'CPU %':>7}{'us/ev':>7}{'pg us/ev':>9}{'WAL B/ev':>9}{'ckpt':>5}"
+          f"{'other %':>8}{'acked':>9}{'stored':>9}")  # fmt: skip
     for r in results:
         stored = "-" if r.stored is None else f"{r.stored:,}"
         acked = "-" if r.stored is None else f"{r.acked:,}"
         pg_us = "-" if r.postgres_us is None else f"{r.postgres_us:.0f}"
         print(f"{r.name:<29}{r.rps:>10,.0f}{r.p50_ms:>9.1f}{r.p99_ms:>9.1f}{r.errors:>8}"
               f"{r.rss_mb:>8.0f}{r.cpu_percent:>7.0f}{r.server_us:>7.0f}{pg_us:>9}"
-              f"{acked:>9}{stored:>9}")  # fmt: skip
+              f"{r.wal_bytes:>9,.0f}{r.checkpoints:>5}{r.others_percent:>8.0f}{acked:>9}"
+              f"{stored:>9}")  # fmt: skip
     ceiling, baseline, grouped, service = results[:4]
     print(f"\nservice/ceiling  {service.rps / ceiling.rps:.2f}  (target >= 0.50)")
     print(half_ceiling_budget(ceiling, service, psutil.cpu_count() or 1))
