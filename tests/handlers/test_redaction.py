@@ -157,3 +157,29 @@ async def test_an_import_does_not_bring_a_redacted_customer_back(
     assert (customer["name"], customer["email"], customer["phone"]) == (None, None, None)
     other = await fetch_one(conn, "SELECT name FROM customers WHERE id = 'cust_other'")
     assert other == {"name": "Bob Other"}
+
+
+async def test_a_file_of_publications_brings_no_redacted_source_id_back(
+    redacting: httpx.AsyncClient, conn: db.Connection, tmp_path: Path
+) -> None:
+    """A publication file names the customer's source id (an email here): loaded after
+    the customer's deletion, its rows keep the customer's id but not that."""
+    await send(
+        redacting,
+        event("customer.created", 1, "2024-01-01T00:00:00Z"),
+        event("customer.deleted", 2, "2024-01-03T00:00:00Z"),
+    )
+    path = tmp_path / "publications.csv"
+    path.write_text(
+        "Voucher Code,Customer ID,Customer Source ID,Date,Channel\n"
+        "CODE-1,cust_gdpr,ann@example.com,2024-06-01T00:00:00.000Z,API\n"
+        "CODE-2,cust_other,bob@example.com,2024-06-01T00:00:00.000Z,API\n"
+    )
+
+    await load(conn, "publication", path)
+
+    rows = await conn.fetch(
+        "SELECT voucher_code, customer_id, customer_source_id FROM publications ORDER BY 1"
+    )
+    assert [tuple(r) for r in rows] == [("CODE-1", "cust_gdpr", None),
+                                        ("CODE-2", "cust_other", "bob@example.com")]  # fmt: skip
