@@ -128,13 +128,15 @@ _NEWER_FILE = (
 )
 
 
-def _apply_recorded(table: str, columns: Sequence[str]) -> str:
+def _apply_recorded(table: str, columns: Sequence[str], fillable: Sequence[str]) -> str:
     values = [c for c in columns if c != "id"]
+    # An older file fills only what an older event would (`kept_if_null`).
+    unfilled = "{" + ",".join(c for c in columns if c not in fillable) + "}"
     return f"""
 UPDATE {table} AS t SET ({", ".join(values)}) = (
     SELECT {", ".join(f"f.{c}" for c in values)} FROM jsonb_populate_record(t, CASE
         WHEN {_NEWER_FILE} THEN r.row
-        ELSE jsonb_strip_nulls(r.row) || jsonb_strip_nulls(to_jsonb(t))
+        ELSE (jsonb_strip_nulls(r.row) - '{unfilled}'::text[]) || jsonb_strip_nulls(to_jsonb(t))
     END) AS f)
 FROM imported_rows r WHERE r.table_name = '{table}' AND r.id = t.id;
 INSERT INTO {table} ({", ".join(columns)})
@@ -144,7 +146,7 @@ WHERE r.table_name = '{table}' AND NOT EXISTS (SELECT FROM {table} x WHERE x.id 
 ORDER BY r.id;"""  # noqa: S608 - our own table and column names
 
 
-APPLY_RECORDED = "".join(_apply_recorded(t, s.columns) for t, s in RECORDED.items())
+APPLY_RECORDED = "".join(_apply_recorded(t, s.columns, s.kept_if_null) for t, s in RECORDED.items())
 
 UPDATE_STATUS = """
 UPDATE events AS e
