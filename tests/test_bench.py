@@ -8,7 +8,7 @@ from contextlib import AsyncExitStack
 
 import pytest
 
-from bench import openloop
+from bench import openloop, pg_cost
 from bench.baselines import grouped
 from bench.run import Result, half_ceiling_budget, parse_wrk
 from service import db
@@ -196,3 +196,24 @@ async def test_the_open_loop_generator_ends_when_the_server_goes_away() -> None:
     assert result.sent == 100
     assert len(result.acked) == 20
     assert result.errors == 80
+
+
+@pytest.mark.parametrize(("write", "tables"), [("full", ("events", "customers")),
+                                               ("raw", ("events",)),
+                                               ("rows", ("customers",))])  # fmt: skip
+async def test_the_postgres_cost_probe_measures_real_commits_of_each_part(
+    database_url: str, conn: db.Connection, write: str, tables: tuple[str, ...]
+) -> None:
+    """`bench/pg_cost.py` charges Postgres' CPU to each part of a batch commit: each part
+    must write what it names (every distinct delivery once, retries dropped) and nothing
+    of the other part."""
+    batches, count = pg_cost.prepared_batches(300, 32)
+    ids = [p.incoming.event_id for batch in batches for p in batch]
+    assert len(ids) == len(set(ids)) == count < 300  # the ~5% retries are dropped
+
+    seconds = await pg_cost.measure(database_url, batches, write)
+
+    assert seconds >= 0
+    stored = {t: await conn.fetchval(f"SELECT count(*) FROM {t}") for t in ("events", "customers")}  # noqa: S608
+    assert (stored["events"] == count) is ("events" in tables)
+    assert (stored["customers"] > 0) is ("customers" in tables)
