@@ -1,9 +1,8 @@
 """Rebuild the normalized tables from the stored raw events (`python -m service replay`).
 
 Full replay empties every normalized table, keeping the rows `import` loaded (they come
-from export files, not from events; for vouchers and redemptions, what the files gave is
-applied again from `imported_rows` after the events), and re-derives the rest from
-`events` in one transaction, a page at a time with the same batch writes as live ingestion
+from export files, not from events), and re-derives the rest from `events` in one
+transaction, a page at a time with the same batch writes as live ingestion
 (`pg_temp.apply_writes`). Handlers are order-independent and imported rows follow the same
 newer-wins rule, so the result equals what live ingestion and the imports produced. The
 tables are locked meanwhile (TRUNCATE): analysts' queries and live batches wait for the
@@ -18,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -29,7 +28,7 @@ import structlog
 from service.db import NOT_THE_EVENTS_FAULT, UNAVAILABLE, Connection, again_if_undone
 from service.events import DECODER, decode_failure
 from service.exports.importer import FILLABLE as IMPORTED_FILLABLE
-from service.exports.importer import IMPORTED, RECORDED
+from service.exports.importer import IMPORTED
 from service.exports.importer import TABLES as IMPORTED_TABLES
 from service.handlers import TRY_APPLY_WRITES, Meta, Writes, handler_failure
 from service.handlers._entities import REDACT_AFTER_STORE
@@ -96,7 +95,6 @@ _SET_ASIDE = {
     **{
         t: f"SELECT * FROM {t} WHERE {_IMPORTED}{_FILLED.get(t, '')}"  # noqa: S608
         for t in IMPORTED_TABLES.values()
-        if t not in RECORDED
     },
     "order_items": f"SELECT i.* FROM order_items i JOIN orders o ON o.id = i.order_id "  # noqa: S608
     f"WHERE o.{_IMPORTED}",
@@ -115,38 +113,6 @@ PUT_IMPORTED_BACK = "".join(
     f"DROP TABLE _imported_{t};"
     for t in _SET_ASIDE
 )
-
-# Vouchers and redemptions (importer.RECORDED) are not set aside: their rows keep values
-# from files also once a newer webhook owns them, so the files' values are applied again
-# after the events, from `imported_rows`, as a file imported then would apply: newer than
-# the row, it writes what it names; older, it fills what the row lacks. (Before, only rows
-# an import still owned were kept, and a newer webhook copy's row lost the file's QR code,
-# validity or counts in a full replay.)
-_NEWER_FILE = (
-    "(t.last_event_at, t.last_event_id)"
-    " < ((r.row ->> 'last_event_at')::timestamptz, r.row ->> 'last_event_id')"
-)
-
-
-def _apply_recorded(table: str, columns: Sequence[str], fillable: Sequence[str]) -> str:
-    values = [c for c in columns if c != "id"]
-    # An older file fills only what an older event would (`kept_if_null`).
-    unfilled = "{" + ",".join(c for c in columns if c not in fillable) + "}"
-    return f"""
-UPDATE {table} AS t SET ({", ".join(values)}) = (
-    SELECT {", ".join(f"f.{c}" for c in values)} FROM jsonb_populate_record(t, CASE
-        WHEN {_NEWER_FILE} THEN r.row
-        ELSE (jsonb_strip_nulls(r.row) - '{unfilled}'::text[]) || jsonb_strip_nulls(to_jsonb(t))
-    END) AS f)
-FROM imported_rows r WHERE r.table_name = '{table}' AND r.id = t.id;
-INSERT INTO {table} ({", ".join(columns)})
-SELECT {", ".join(f"f.{c}" for c in columns)}
-FROM imported_rows r, jsonb_populate_record(NULL::{table}, r.row) AS f
-WHERE r.table_name = '{table}' AND NOT EXISTS (SELECT FROM {table} x WHERE x.id = r.id)
-ORDER BY r.id;"""  # noqa: S608 - our own table and column names
-
-
-APPLY_RECORDED = "".join(_apply_recorded(t, s.columns, s.kept_if_null) for t, s in RECORDED.items())
 
 UPDATE_STATUS = """
 UPDATE events AS e
@@ -222,8 +188,6 @@ async def _replay_once(
             await writing
             progress(len(rows))
             rows, prepared = following, upcoming
-        if not quarantined_only:
-            await conn.execute(APPLY_RECORDED)
         if redact_deleted:
             # Events replayed after a customer's deletion may have copied personal data again.
             for statement in REDACT_AFTER_STORE:

@@ -26,14 +26,8 @@ from service.db import Connection, again_if_undone
 from service.events.times import parse_date, parse_time
 from service.exports.catalog import OBJECTS, Column, ExportObject, Kind
 from service.exports.query import field_name
-from service.handlers._entities import (
-    REDACT_STORED_COPIES,
-    UPSERT_CUSTOMER,
-    UPSERT_ORDER,
-    UPSERT_VOUCHER,
-)
+from service.handlers._entities import REDACT_STORED_COPIES, UPSERT_CUSTOMER, UPSERT_ORDER
 from service.handlers._sql import NEWER, update_filling, update_when
-from service.handlers.redemption import UPSERT_REDEMPTION
 
 BATCH = 1000
 # csv's default, 128 KiB, refused values our own exports write (a long metadata value).
@@ -64,23 +58,6 @@ FILLABLE = {
     s.table: tuple(c for c in s.columns if c not in (s.copy_columns or s.columns))
     for s in (UPSERT_CUSTOMER, UPSERT_ORDER)
 }
-# Tables whose webhook copies keep every stored value they leave out (`kept_if_null`):
-# a file is one more partial source of such a row. Newer, it writes what it names (an
-# empty cell clears: a value Voucherify removed); older, it fills what the row lacks, as
-# an older event does. Once a newer webhook owns the row, only `imported_rows` still
-# knows which values came from a file: `replay` applies them again after the events.
-RECORDED = {s.table: s for s in (UPSERT_VOUCHER, UPSERT_REDEMPTION)}
-# One imported row's values (named by column; an empty cell as null) into its record:
-# the newer file writes what it names, an older one fills what the record lacks.
-RECORD = """
-INSERT INTO imported_rows AS r (table_name, id, row) VALUES ($1, $2, $3)
-ON CONFLICT (table_name, id) DO UPDATE SET row = CASE
-    WHEN ((r.row ->> 'last_event_at')::timestamptz, r.row ->> 'last_event_id')
-         < ((EXCLUDED.row ->> 'last_event_at')::timestamptz, EXCLUDED.row ->> 'last_event_id')
-    THEN r.row || EXCLUDED.row
-    ELSE EXCLUDED.row || jsonb_strip_nulls(r.row)
-END
-"""
 
 
 class ImportError_(Exception):  # noqa: N801, N818 - ImportError is a builtin
@@ -178,10 +155,6 @@ def _statement(p: Plan, extra: list[str], types: dict[str, str]) -> str:
             f"AND p.last_event_id NOT LIKE '{IMPORTED}%')"
         )
     insert = f"INSERT INTO {p.table} AS t ({', '.join(names)}) {rows}\n"
-    if p.table in RECORDED:
-        fill = [c for c in names if c in RECORDED[p.table].kept_if_null]
-        fills = "".join(f" OR (t.{c} IS NULL AND EXCLUDED.{c} IS NOT NULL)" for c in fill)
-        return insert + update_filling(names, fill=fill, when=NEWER + fills)
     if not fillable:
         return insert + update_when(names, when=guard)
     return insert + update_filling(names, fill=fillable, when=guard)
@@ -291,30 +264,23 @@ async def _load_once(
         )
         types = {r["attname"]: r["format_type"] for r in await conn.fetch(COLUMN_TYPES, p.table)}
         statement = _statement(p, extra, types)
-        names = [c for _, c, _ in p.columns] + extra
         count = 0
-
-        async def write(batch: list[list[Any]]) -> None:
-            await conn.executemany(statement, batch)
-            if p.table in RECORDED:
-                key = names.index("id")
-                records = [(p.table, row[key], dict(zip(names, row, strict=True))) for row in batch]
-                await conn.executemany(RECORD, records)
-            progress(len(batch))
-
         async with conn.transaction():
             batch: list[list[Any]] = []
             for values in _rows(p, lines, path.name):
                 batch.append(values)
                 if len(batch) >= BATCH:
-                    await write(batch)
+                    await conn.executemany(statement, batch)
                     count += len(batch)
+                    progress(len(batch))
                     batch = []
             if batch:
-                await write(batch)
+                await conn.executemany(statement, batch)
                 count += len(batch)
-            # A redacted customer's names stay gone (REDACT_DELETED_CUSTOMERS), whatever
-            # a file says; a customer row keeps its redaction on its own (`_statement`).
+                progress(len(batch))
+            # A redacted customer's names stay gone (REDACT_DELETED_CUSTOMERS), whatever a
+            # file says: a customer row keeps its redaction on its own (`_statement`), the
+            # names a redemption or publication copies are cleared here.
             for redaction in REDACT_STORED_COPIES:
                 await conn.execute(redaction, None)
     return count, p.skipped

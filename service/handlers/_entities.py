@@ -127,20 +127,13 @@ UPDATE customers SET source_id = NULL, name = NULL, email = NULL, phone = NULL,
        redacted_at = coalesce(redacted_at, $2)
 WHERE id = $1
 """
-# The names export files gave a customer's redemptions (`replay` applies them again).
-_IMPORTED_NAMES = """
-UPDATE imported_rows SET row = row - 'customer_name' - 'customer_source_id'
-WHERE table_name = 'redemptions' AND (row ? 'customer_name' OR row ? 'customer_source_id')
-  AND row ->> 'customer_id' {customers}
-"""
 REDACT_COPIES = [
     "UPDATE redemptions SET customer_name = NULL, customer_source_id = NULL WHERE customer_id = $1",
     "UPDATE publications SET customer_source_id = NULL WHERE customer_id = $1",
-    _IMPORTED_NAMES.format(customers="= $1"),
 ]
 # The names copies of a redacted customer brought back, in rows of the events whose ids
-# are $1 (NULL: every row, at the end of a replay or of an import, whose rows are no
-# events'), and in what export files gave (`imported_rows`, only with $1 NULL).
+# are $1 (NULL: every row, at the end of a replay, or of an import: its rows come from
+# no event).
 REDACT_STORED_COPIES = [
     """
     UPDATE redemptions SET customer_name = NULL, customer_source_id = NULL
@@ -154,9 +147,6 @@ REDACT_STORED_COPIES = [
       AND customer_source_id IS NOT NULL
       AND ($1::text[] IS NULL OR last_event_id = ANY($1::text[]))
     """,
-    _IMPORTED_NAMES.format(
-        customers="IN (SELECT customer_id FROM customer_redactions) AND $1::text[] IS NULL"
-    ),
 ]
 # What events stored after a customer's redaction brought back: their payloads and the
 # names they copied. $1 holds those events' ids (NULL: everything, at the end of a replay).

@@ -14,7 +14,6 @@ from service import db
 from service.app import create_app
 from service.exports.importer import load
 from service.intake import parse
-from service.replay import replay
 from service.writer import commit, prepare
 from tests.conftest import (
     compact_json,
@@ -172,69 +171,28 @@ async def test_a_late_original_does_not_bring_back_a_redacted_customers_names(
     assert (row["customer_name"], row["customer_source_id"]) == (None, None)
 
 
-REDEMPTION_CSV = (
-    "ID,Object,Date,Voucher Code,Customer ID,Customer Name,Customer Source ID,Tracking ID,"
-    "Result,Gift Amount\n"
-    "r_1,redemption,2024-01-01T10:00:00.000Z,CODE-1,cust_original,Ann,ann,trk,SUCCESS,2000\n"
-)
-FROM_THE_FILE = {
-    "object": "redemption", "result": "SUCCESS", "status": "ROLLED_BACK", "amount": None,
-    "gift_amount": 2000, "tracking_id": "trk", "customer_id": "cust_original",
-    "customer_name": "Ann", "customer_source_id": "ann",
-    "date": datetime(2024, 2, 1, 10, tzinfo=UTC), "last_event_id": "evcus_rolled_back",
-}  # fmt: skip
-
-
-@pytest.mark.parametrize("file_first", [True, False], ids=["file_first", "rollback_first"])
-async def test_a_full_replay_keeps_what_only_an_export_file_gave_a_rolled_back_redemption(
-    client: httpx.AsyncClient, conn: db.Connection, tmp_path: Path, file_first: bool
-) -> None:
-    """The redemption came only in an export file; the rollback's newer copy of it owns
-    the row and keeps the file's result, tracking id and customer. No stored event has
-    them, yet a full replay gives them back (`imported_rows`)."""
-    path = tmp_path / "redemptions.csv"
-    path.write_text(REDEMPTION_CSV)
-    if file_first:
-        await load(conn, "redemption", path)
-    await deliver_processed(client, rolled_back())
-    if not file_first:
-        await load(conn, "redemption", path)
-    assert await parent_row(conn) == FROM_THE_FILE
-
-    await replay(conn)
-
-    assert await parent_row(conn) == FROM_THE_FILE
-
-
-async def test_a_deleted_customers_names_from_a_file_stay_gone_after_a_replay(
+async def test_a_file_brings_no_redacted_customers_names_back(
     database_url: str, conn: db.Connection, tmp_path: Path
 ) -> None:
-    """REDACT_DELETED_CUSTOMERS: the deletion also clears the names the file gave (its
-    record too), a file loaded after the deletion brings none back, and a full replay,
-    which applies the files again, neither."""
-    path = tmp_path / "redemptions.csv"
-    path.write_text(REDEMPTION_CSV)
-    await load(conn, "redemption", path)
+    """REDACT_DELETED_CUSTOMERS: a redemption file loaded after the customer's deletion
+    (newer than the row, so it writes what it names) keeps the customer's id and the
+    rest of the file's values, not the names."""
     deleted = load_fixture("customer.deleted") | {"id": "evcus_deleted"}
     deleted["created_at"] = "2024-02-03T10:00:00Z"
     deleted["data"]["customer"].update(id="cust_original")
     app = create_app(settings(redact_deleted_customers=True), database_url)
     async with AsyncExitStack() as stack:
         redacting = await start_app(stack, app)
-        for activity in (rolled_back(), deleted):
+        for activity in (redeemed(), deleted):
             await deliver_processed(redacting, activity)
-    gone = {"customer_name": None, "customer_source_id": None}
-    names = "SELECT customer_name, customer_source_id FROM redemptions WHERE id = 'r_1'"
-    assert await fetch_one(conn, names) == gone
-    recorded = await conn.fetchval("SELECT row::text FROM imported_rows WHERE id = 'r_1'")
-    assert "Ann" not in recorded
-    assert "trk" in recorded  # the rest of what the file gave is kept
+    path = tmp_path / "redemptions.csv"
+    path.write_text(
+        "ID,Date,Customer ID,Customer Name,Customer Source ID,Tracking ID\n"
+        "r_1,2024-06-01T10:00:00.000Z,cust_original,Ann,ann,trk_from_the_file\n"
+    )
 
-    await load(conn, "redemption", path)  # the same file again, after the deletion
-    assert await fetch_one(conn, names) == gone
-    assert "Ann" not in await conn.fetchval("SELECT row::text FROM imported_rows")
+    await load(conn, "redemption", path)
 
-    await replay(conn, redact_deleted=True)
-    assert await fetch_one(conn, names) == gone
     row = await parent_row(conn)
-    assert (row["tracking_id"], row["result"]) == ("trk", "SUCCESS")
+    assert (row["customer_id"], row["tracking_id"]) == ("cust_original", "trk_from_the_file")
+    assert (row["customer_name"], row["customer_source_id"]) == (None, None)

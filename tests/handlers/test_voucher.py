@@ -11,7 +11,6 @@ import pytest
 from service import db
 from service.events.times import parse_time
 from service.exports.importer import load
-from service.replay import replay
 from tests.conftest import deliver_processed, fetch_one, load_fixture
 
 
@@ -151,73 +150,6 @@ async def test_a_newer_simple_voucher_keeps_the_imported_columns_it_does_not_car
     voucher = activity["data"]["voucher"]
     assert row["loyalty_balance"] == voucher["loyalty_card"]["balance"]  # its own values
     assert row["expiration_date"] == parse_time(voucher["expiration_date"])
-
-
-IMPORTED_ONLY = (
-    "qr_code",
-    "bar_code",
-    "additional_info",
-    "validity_timeframe_interval",
-    "validity_timeframe_duration",
-    "validity_day_of_week",
-    "redemption_count",
-)
-
-
-def simple_copy_of_the_imported_voucher(n: int, when: str) -> dict[str, Any]:
-    """A points_added event whose Simple Voucher is `v_imported`, without what the file has."""
-    activity = at(load_fixture("customer.voucher.loyalty_card.points_added"), n, when)
-    activity["data"]["voucher"].update(id="v_imported", type="LOYALTY_CARD")
-    del activity["data"]["voucher"]["redemption"]
-    return activity
-
-
-@pytest.mark.parametrize("file_first", [True, False])
-async def test_a_full_replay_keeps_what_only_an_export_file_gave_a_voucher_a_webhook_took(
-    client: httpx.AsyncClient, conn: db.Connection, tmp_path: Path, file_first: bool
-) -> None:
-    """The file's values (QR code, validity, counts) come from no stored event: once a
-    newer webhook copy owns the row, a full replay must still give them back (the file is
-    recorded, `imported_rows`), whichever came first; an older file fills what the newer
-    copy left out, live, as an older event would."""
-    path = tmp_path / "vouchers.csv"
-    path.write_text(VOUCHER_CSV)
-    activity = simple_copy_of_the_imported_voucher(1, "2024-06-01T00:00:00Z")
-    if file_first:
-        await load(conn, "voucher", path)
-    await deliver_processed(client, activity)
-    if not file_first:
-        await load(conn, "voucher", path)
-    live = await fetch_one(conn, "SELECT * FROM vouchers WHERE id = 'v_imported'")
-    assert live["last_event_id"] == "evcus_v_1"
-    assert [live[c] for c in IMPORTED_ONLY] == [
-        "https://qr/1", "https://bar/1", "Gold tier", "P2D", "PT1H", [1, 2, 3], 3]  # fmt: skip
-
-    await replay(conn)
-
-    assert await fetch_one(conn, "SELECT * FROM vouchers WHERE id = 'v_imported'") == live
-
-
-async def test_a_newer_file_still_removes_what_it_leaves_empty_after_a_replay(
-    client: httpx.AsyncClient, conn: db.Connection, tmp_path: Path
-) -> None:
-    """An empty cell of a file newer than the stored row is a value Voucherify removed:
-    gone live, and still gone after a full replay, whatever an older event carried."""
-    older = simple_copy_of_the_imported_voucher(1, "2023-06-01T00:00:00Z")
-    assert older["data"]["voucher"]["expiration_date"] is not None
-    await deliver_processed(client, older)
-    path = tmp_path / "vouchers.csv"
-    path.write_text(
-        "ID,Code,Expiration Date,Updated At\nv_imported,CODE-1,,2024-01-01T00:00:00.000Z\n"
-    )
-    await load(conn, "voucher", path)
-    query = "SELECT expiration_date, last_event_id FROM vouchers WHERE id = 'v_imported'"
-    live = await fetch_one(conn, query)
-    assert live == {"expiration_date": None, "last_event_id": "import:vouchers.csv:2"}
-
-    await replay(conn)
-
-    assert await fetch_one(conn, query) == live
 
 
 async def test_a_newer_copy_of_only_required_fields_erases_nothing(
