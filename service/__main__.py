@@ -120,6 +120,7 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
         unknown_type=report.unknown,
         quarantined=report.quarantined,
         recovered=len(report.newly_processed),
+        files=report.files,
     )
     print(
         f"replayed {report.events} events in {report.seconds:.2f} s "

@@ -1,10 +1,12 @@
 """Rebuild the normalized tables from the stored raw events (`python -m service replay`).
 
-Full replay empties every normalized table, keeping the rows `import` loaded (they come
-from export files, not from events), and re-derives the rest from `events` in one
-transaction, a page at a time with the same batch writes as live ingestion
-(`pg_temp.apply_writes`). Handlers are order-independent and imported rows follow the same
-newer-wins rule, so the result equals what live ingestion and the imports produced. The
+Full replay empties every normalized table and re-derives it in one transaction from
+`events`, a page at a time with the same batch writes as live ingestion
+(`pg_temp.apply_writes`), and from the export files `import` loaded: each is kept
+(`import_lines`) and applied again, with the statements of its load, after the events
+received before it, so the result equals what live ingestion and the imports produced.
+(Rows of files loaded before migration 0012, which were not kept, are set aside and put
+back for the events to apply over, newer wins, as before.) The
 tables are locked meanwhile (TRUNCATE): analysts' queries and live batches wait for the
 replay, then see the new tables, never a mix. Quarantined events are retried; those that
 now normalize become `processed`, those that still fail keep (or get) their error.
@@ -28,7 +30,7 @@ import structlog
 from service.db import NOT_THE_EVENTS_FAULT, UNAVAILABLE, Connection, again_if_undone
 from service.events import DECODER, decode_failure
 from service.exports.importer import FILLABLE as IMPORTED_FILLABLE
-from service.exports.importer import IMPORTED
+from service.exports.importer import IMPORTED, apply_again
 from service.exports.importer import TABLES as IMPORTED_TABLES
 from service.handlers import TRY_APPLY_WRITES, Meta, Writes, handler_failure
 from service.handlers._entities import REDACT_AFTER_STORE
@@ -45,9 +47,13 @@ SELECT id, type, family, status, error, payload::text AS body,
 FROM events
 WHERE (received_at, id) > ($1, $2)
   AND ($3 OR status = 'quarantined' OR family = 'unknown')
+  AND ($5::timestamptz IS NULL OR received_at < $5)
 ORDER BY received_at, id
 LIMIT $4
 """
+# Kept export files, in the order they were loaded: a full replay applies each after the
+# events received before it (`importer.apply_again`).
+KEPT_IMPORTS = "SELECT id, object, file, headers, imported_at FROM imports ORDER BY imported_at, id"
 
 COUNT = "SELECT count(*) FROM events WHERE $1 OR status = 'quarantined' OR family = 'unknown'"
 
@@ -84,7 +90,13 @@ NORMALIZED_TABLES = (
 # items it holds: an import carries none, and an order an import made newer keeps the
 # items an earlier event gave it (an older event replayed over it writes none). Table
 # names are our own.
-_IMPORTED = f"last_event_id LIKE '{IMPORTED}%'"
+# Rows of kept files (migration 0012) are not set aside: the file is applied again. Only
+# rows of files loaded before it, which were not kept, are.
+_IMPORTED = (
+    "{row}last_event_id LIKE '" + IMPORTED + "%' AND NOT EXISTS (SELECT FROM imports i "
+    "JOIN import_lines l ON l.import_id = i.id "
+    "WHERE {row}last_event_id = '" + IMPORTED + "' || i.file || ':' || l.line)"
+)
 # A copy an older file filled (importer.FILLABLE): its event alone would not give it back.
 _FILLED = {
     table: f" OR (is_stub AND num_nonnulls({', '.join(columns)}) > 0)"
@@ -93,11 +105,11 @@ _FILLED = {
 }
 _SET_ASIDE = {
     **{
-        t: f"SELECT * FROM {t} WHERE {_IMPORTED}{_FILLED.get(t, '')}"  # noqa: S608
+        t: f"SELECT * FROM {t} t WHERE ({_IMPORTED.format(row='t.')}){_FILLED.get(t, '')}"  # noqa: S608
         for t in IMPORTED_TABLES.values()
     },
     "order_items": f"SELECT i.* FROM order_items i JOIN orders o ON o.id = i.order_id "  # noqa: S608
-    f"WHERE o.{_IMPORTED}",
+    f"WHERE {_IMPORTED.format(row='o.')}",
 }
 SET_IMPORTED_ASIDE = "".join(
     f"CREATE TEMP TABLE _imported_{t} ON COMMIT DROP AS {rows};" for t, rows in _SET_ASIDE.items()
@@ -132,6 +144,7 @@ class Report:
     seconds: float = 0.0
     newly_processed: list[str] = field(default_factory=list)
     unknown: int = 0  # of `processed`: types this release does not know, stored raw only
+    files: int = 0  # kept export files applied again (full replay)
 
     @property
     def rate(self) -> float:
@@ -177,17 +190,28 @@ async def _replay_once(
             await conn.execute(
                 SET_IMPORTED_ASIDE + f"TRUNCATE {', '.join(NORMALIZED_TABLES)};" + PUT_IMPORTED_BACK
             )
-        rows = await conn.fetch(SELECT_PAGE, EPOCH, "", not quarantined_only, PAGE)
-        prepared = await _prepare_page(rows, redact_deleted=redact_deleted)
-        while rows:
-            after = (rows[-1]["received_at"], rows[-1]["id"])
-            following = await conn.fetch(SELECT_PAGE, *after, not quarantined_only, PAGE)
-            # Postgres writes this page while Python decodes the next one.
-            writing = asyncio.ensure_future(_write_page(conn, rows, prepared, report))
-            upcoming = await _prepare_page(following, redact_deleted=redact_deleted)
-            await writing
-            progress(len(rows))
-            rows, prepared = following, upcoming
+        # The events received before each kept file, then the file, as they came live.
+        files = [] if quarantined_only else await conn.fetch(KEPT_IMPORTS)
+        after: tuple[datetime, str] = (EPOCH, "")
+        for file in [*files, None]:
+            until = None if file is None else file["imported_at"]
+            rows = await conn.fetch(SELECT_PAGE, *after, not quarantined_only, PAGE, until)
+            prepared = await _prepare_page(rows, redact_deleted=redact_deleted)
+            while rows:
+                after = (rows[-1]["received_at"], rows[-1]["id"])
+                following = await conn.fetch(SELECT_PAGE, *after, not quarantined_only, PAGE, until)
+                # Postgres writes this page while Python decodes the next one.
+                writing = asyncio.ensure_future(_write_page(conn, rows, prepared, report))
+                upcoming = await _prepare_page(following, redact_deleted=redact_deleted)
+                await writing
+                progress(len(rows))
+                rows, prepared = following, upcoming
+            if file is not None:
+                lines = await apply_again(
+                    conn, file["id"], file["object"], file["file"], list(file["headers"])
+                )
+                report.files += 1
+                log.info("import applied again", file=file["file"], rows=lines)
         if redact_deleted:
             # Events replayed after a customer's deletion may have copied personal data again.
             for statement in REDACT_AFTER_STORE:

@@ -210,8 +210,10 @@ async def dump(conn: db.Connection) -> dict[str, list[str]]:
 
 
 async def reset(conn: db.Connection) -> None:
-    """Empty the event log and every table derived from it."""
-    await conn.execute(f"TRUNCATE events, event_ids, {', '.join(NORMALIZED_TABLES)}")
+    """Empty the event log, the imported files, and every table derived from them."""
+    await conn.execute(
+        f"TRUNCATE events, event_ids, imports, import_lines, {', '.join(NORMALIZED_TABLES)}"
+    )
 
 
 async def deliver_processed(client: httpx.AsyncClient, *activities: dict[str, Any]) -> None:

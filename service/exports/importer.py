@@ -5,7 +5,9 @@ the same newer-wins rule as webhook events: its own time (updated_at, created_at
 expires_at; else the beginning of time) and `last_event_id = 'import:<file>:<line>'`, so an
 import never overwrites newer webhook data and shows where a row came from. The whole file
 loads in one transaction: a malformed row stops it with an error naming its line, and an
-import undone by a deadlock with live webhook batches is loaded again (`load`).
+import undone by a deadlock with live webhook batches is loaded again (`load`). The file
+is kept as read (`imports`, `import_lines`), so a full replay applies it again, where it
+came among the events (`apply_again`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
@@ -26,7 +28,12 @@ from service.db import Connection, again_if_undone
 from service.events.times import parse_date, parse_time
 from service.exports.catalog import OBJECTS, Column, ExportObject, Kind
 from service.exports.query import field_name
-from service.handlers._entities import REDACT_STORED_COPIES, UPSERT_CUSTOMER, UPSERT_ORDER
+from service.handlers._entities import (
+    REDACT_LINES,
+    REDACT_STORED_COPIES,
+    UPSERT_CUSTOMER,
+    UPSERT_ORDER,
+)
 from service.handlers._sql import NEWER, update_filling, update_when
 
 BATCH = 1000
@@ -173,7 +180,7 @@ def _numbered(reader: Iterator[list[str]]) -> Iterator[tuple[int, list[str]]]:
         yield line, row
 
 
-def _rows(p: Plan, lines: Iterator[tuple[int, list[str]]], source: str) -> Iterator[list[Any]]:
+def _rows(p: Plan, lines: Iterable[tuple[int, list[str]]], source: str) -> Iterator[list[Any]]:
     """Each CSV row as statement parameters: its columns, then the extra ones."""
     names = [c for _, c, _ in p.columns]
     for line, row in lines:
@@ -256,31 +263,128 @@ async def _load_once(
         if first is None:
             raise ImportError_("line 1: the file is empty")
         p = plan(exported_object, first[1])
-        extra = (
-            (["metadata"] if p.metadata else [])
-            + (["id"] if "id" not in [c for _, c, _ in p.columns] else [])
-            + (["is_stub"] if p.table in STUB_TABLES else [])
-            + ["last_event_at", "last_event_id"]
-        )
-        types = {r["attname"]: r["format_type"] for r in await conn.fetch(COLUMN_TYPES, p.table)}
-        statement = _statement(p, extra, types)
-        count = 0
         async with conn.transaction():
-            batch: list[list[Any]] = []
-            for values in _rows(p, lines, path.name):
-                batch.append(values)
-                if len(batch) >= BATCH:
-                    await conn.executemany(statement, batch)
-                    count += len(batch)
-                    progress(len(batch))
-                    batch = []
-            if batch:
-                await conn.executemany(statement, batch)
-                count += len(batch)
-                progress(len(batch))
-            # A redacted customer's names stay gone (REDACT_DELETED_CUSTOMERS), whatever a
-            # file says: a customer row keeps its redaction on its own (`_statement`), the
-            # names a redemption or publication copies are cleared here.
-            for redaction in REDACT_STORED_COPIES:
-                await conn.execute(redaction, None)
+            import_id: int = await conn.fetchval(
+                INSERT_IMPORT, exported_object, path.name, first[1], _personal_cells(p, first[1])
+            )
+            count = await _write(
+                conn, p, path.name, _batches(lines), progress=progress, import_id=import_id
+            )
+            await conn.execute(FINISH_IMPORT, import_id)
     return count, p.skipped
+
+
+# Every file is kept as read (`imports`, `import_lines`), so a full replay applies it
+# again among the events, where it came (`replay.py`). A redacted customer's lines keep
+# no personal data: the cells the tables' redaction clears are emptied (`REDACT_LINES`).
+INSERT_IMPORT = """
+INSERT INTO imports (object, file, headers, personal_cells) VALUES ($1, $2, $3, $4)
+RETURNING id
+"""
+FINISH_IMPORT = "UPDATE imports SET imported_at = clock_timestamp() WHERE id = $1"
+LINE_COLUMNS = ("import_id", "line", "cells", "row_id", "customer_id")
+# The fields whose cells hold a customer's personal data: what REDACT_CUSTOMER and
+# REDACT_COPIES clear in the tables (customers: every metadata.<key> column too).
+PERSONAL = {
+    "customer": ("source_id", "name", "email", "phone", "description", "birthdate",
+                 "birthday", "address_city", "address_state", "address_line_1",
+                 "address_line_2", "address_country", "address_postal_code", "metadata"),
+    "redemption": ("customer_name", "customer_source_id"),
+    "publication": ("customer_source_id",),
+    "voucher": ("customer_source_id",),
+}  # fmt: skip
+
+
+def _personal_cells(p: Plan, headers: list[str]) -> list[int]:
+    personal = PERSONAL.get(p.obj.name, ())
+    return [
+        n
+        for n, text in enumerate(headers, start=1)
+        if (name := field_name(text)) in personal
+        or (p.obj.name == "customer" and name.startswith("metadata."))
+    ]
+
+
+Lines = list[tuple[int, list[str]]]  # (line number, cells)
+
+
+async def _batches(
+    lines: Iterator[tuple[int, list[str]]],
+) -> AsyncIterator[list[tuple[int, list[str]]]]:
+    while batch := list(itertools.islice(lines, BATCH)):
+        yield batch
+
+
+async def _write(
+    conn: Connection,
+    p: Plan,
+    source: str,
+    batches: AsyncIterator[Lines],
+    *,
+    progress: Callable[[int], None],
+    import_id: int | None,
+) -> int:
+    """Write a file's lines, batch by batch, in the caller's transaction; with
+    `import_id`, keep them too. Replay calls this again with the kept lines."""
+    extra = (
+        (["metadata"] if p.metadata else [])
+        + (["id"] if "id" not in [c for _, c, _ in p.columns] else [])
+        + (["is_stub"] if p.table in STUB_TABLES else [])
+        + ["last_event_at", "last_event_id"]
+    )
+    names = [c for _, c, _ in p.columns] + extra
+    types = {r["attname"]: r["format_type"] for r in await conn.fetch(COLUMN_TYPES, p.table)}
+    statement = _statement(p, extra, types)
+    customer = (
+        names.index("id" if p.table == "customers" else "customer_id")
+        if (p.table == "customers" or "customer_id" in names)
+        else None
+    )
+    count = 0
+    async for batch in batches:
+        rows = list(_rows(p, batch, source))
+        await conn.executemany(statement, rows)
+        if import_id is not None:
+            key = names.index("id")
+            records = [
+                (import_id, line, cells, row[key], None if customer is None else row[customer])
+                for (line, cells), row in zip(batch, rows, strict=True)
+            ]
+            await conn.copy_records_to_table("import_lines", records=records, columns=LINE_COLUMNS)
+        count += len(rows)
+        progress(len(rows))
+    # A redacted customer's names stay gone (REDACT_DELETED_CUSTOMERS), whatever a file
+    # says: a customer row keeps its redaction on its own (`_statement`), the names a
+    # redemption or publication copies are cleared here, and the file keeps none.
+    for redaction in REDACT_STORED_COPIES:
+        await conn.execute(redaction, None)
+    if import_id is not None:
+        await conn.execute(REDACTED_LINES, import_id)
+    return count
+
+
+# This import's lines about customers redacted already.
+REDACTED_LINES = (
+    REDACT_LINES.replace("{customers}", "SELECT customer_id FROM customer_redactions")  # noqa: S608 - our own SQL
+    + "  AND l.import_id = $1\n"
+)
+
+
+async def apply_again(
+    conn: Connection, import_id: int, exported_object: str, file: str, headers: list[str]
+) -> int:
+    """Apply a kept file again (full replay), as when it was loaded; returns its rows."""
+    p = plan(exported_object, headers)
+
+    async def batches() -> AsyncIterator[Lines]:
+        after = 0
+        while rows := await conn.fetch(KEPT_LINES, import_id, after, BATCH):
+            after = rows[-1]["line"]
+            yield [(r["line"], list(r["cells"])) for r in rows]
+
+    return await _write(conn, p, file, batches(), progress=lambda _: None, import_id=None)
+
+
+KEPT_LINES = """
+SELECT line, cells FROM import_lines WHERE import_id = $1 AND line > $2 ORDER BY line LIMIT $3
+"""

@@ -127,9 +127,29 @@ UPDATE customers SET source_id = NULL, name = NULL, email = NULL, phone = NULL,
        redacted_at = coalesce(redacted_at, $2)
 WHERE id = $1
 """
+# Lines of kept export files (`import_lines`, exports/importer.py) about the customers
+# `{customers}` selects: the one a line names, or, naming none, the one an event gave the
+# row it wrote (a redemption line naming the redeemer but not their id). Their personal
+# cells (`imports.personal_cells`) are emptied, so no replay brings them back.
+_CLEARED = """(
+    SELECT array_agg(CASE WHEN u.n = ANY(i.personal_cells) THEN '' ELSE u.cell END ORDER BY u.n)
+    FROM unnest(l.cells) WITH ORDINALITY AS u (cell, n)
+)"""
+REDACT_LINES = f"""
+UPDATE import_lines l SET cells = {_CLEARED}
+FROM imports i
+WHERE i.id = l.import_id AND cardinality(i.personal_cells) > 0
+  AND (l.customer_id IN ({{customers}})
+       OR (l.customer_id IS NULL AND l.row_id IN (
+           SELECT id FROM redemptions WHERE customer_id IN ({{customers}})
+           UNION ALL SELECT id FROM publications WHERE customer_id IN ({{customers}})
+           UNION ALL SELECT id FROM vouchers WHERE customer_id IN ({{customers}}))))
+  AND l.cells <> {_CLEARED}
+"""  # noqa: S608 - our own SQL
 REDACT_COPIES = [
     "UPDATE redemptions SET customer_name = NULL, customer_source_id = NULL WHERE customer_id = $1",
     "UPDATE publications SET customer_source_id = NULL WHERE customer_id = $1",
+    REDACT_LINES.replace("{customers}", "$1"),
 ]
 # The names copies of a redacted customer brought back, in rows of the events whose ids
 # are $1 (NULL: every row, at the end of a replay, or of an import: its rows come from
