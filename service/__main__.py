@@ -105,7 +105,7 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
 
     try:
         report = asyncio.run(run())
-    except replay.EventsDropped as exc:
+    except (replay.EventsDropped, replay.KeptFileUnreadable) as exc:
         print(f"error: nothing changed: {exc}", file=sys.stderr)
         return 1
     except db.REFUSED_OR_UNAVAILABLE as exc:  # one transaction: all or none

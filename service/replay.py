@@ -5,8 +5,8 @@ Full replay empties every normalized table and re-derives it in one transaction 
 (`pg_temp.apply_writes`), and from the export files `import` loaded: each is kept
 (`import_lines`) and applied again, with the statements of its load, after the events
 received before it, so the result equals what live ingestion and the imports produced.
-(Rows of files loaded before migration 0012, which were not kept, are set aside and put
-back for the events to apply over, newer wins, as before.) The
+(What replay kept of files loaded before migration 0012, which were not kept, is put
+back first, from `imported_before_0012`, for the events to apply over, as before.) The
 tables are locked meanwhile (TRUNCATE): analysts' queries and live batches wait for the
 replay, then see the new tables, never a mix. Quarantined events are retried; those that
 now normalize become `processed`, those that still fail keep (or get) their error.
@@ -29,9 +29,8 @@ import structlog
 
 from service.db import NOT_THE_EVENTS_FAULT, UNAVAILABLE, Connection, again_if_undone
 from service.events import DECODER, decode_failure
-from service.exports.importer import FILLABLE as IMPORTED_FILLABLE
-from service.exports.importer import IMPORTED, apply_again
 from service.exports.importer import TABLES as IMPORTED_TABLES
+from service.exports.importer import ImportError_, apply_again
 from service.handlers import TRY_APPLY_WRITES, Meta, Writes, handler_failure
 from service.handlers._entities import REDACT_AFTER_STORE
 from service.intake import ESCAPED_NOTE
@@ -77,6 +76,18 @@ class EventsDropped(Exception):  # noqa: N818 - reads as "raise EventsDropped"
         self.dropped = dropped
 
 
+class KeptFileUnreadable(Exception):  # noqa: N818 - reads as "raise KeptFileUnreadable"
+    """A kept export file this release cannot read again (a column or value it refuses):
+    a full replay would lose the rows only the file had made."""
+
+    def __init__(self, file: str, import_id: int, error: ImportError_) -> None:
+        super().__init__(
+            f"the kept file {file} (imports.id {import_id}) cannot be applied again: "
+            f"{error}. Delete it from `imports` (the rows only it made then go with the "
+            "replay) or load a corrected file, and replay again"
+        )
+
+
 # Every table the handlers write; the test suite checks it lists every table but `events`.
 NORMALIZED_TABLES = (
     "customers", "orders", "order_items", "redemptions", "vouchers", "publications",
@@ -85,45 +96,19 @@ NORMALIZED_TABLES = (
     "voucher_holders", "custom_events", "referrals", "loyalty_pending_points",
 )  # fmt: skip
 
-# Rows `import` loaded, set aside while a full replay empties their tables, then put back
-# for the events to apply over (newer wins, as it did live). With an imported order go the
-# items it holds: an import carries none, and an order an import made newer keeps the
-# items an earlier event gave it (an older event replayed over it writes none). Table
-# names are our own.
-# Rows of kept files (migration 0012) are not set aside: the file is applied again. Only
-# rows of files loaded before it, which were not kept, are.
-_IMPORTED = (
-    "{row}last_event_id LIKE '" + IMPORTED + "%' AND NOT EXISTS (SELECT FROM imports i "
-    "JOIN import_lines l ON l.import_id = i.id "
-    "WHERE {row}last_event_id = '" + IMPORTED + "' || i.file || ':' || l.line)"
-)
-# A copy an older file filled (importer.FILLABLE): its event alone would not give it back.
-_FILLED = {
-    table: f" OR (is_stub AND num_nonnulls({', '.join(columns)}) > 0)"
-    for table, columns in IMPORTED_FILLABLE.items()
-    if columns
-}
-_SET_ASIDE = {
-    **{
-        t: f"SELECT * FROM {t} t WHERE ({_IMPORTED.format(row='t.')}){_FILLED.get(t, '')}"  # noqa: S608
-        for t in IMPORTED_TABLES.values()
-    },
-    "order_items": f"SELECT i.* FROM order_items i JOIN orders o ON o.id = i.order_id "  # noqa: S608
-    f"WHERE {_IMPORTED.format(row='o.')}",
-}
-SET_IMPORTED_ASIDE = "".join(
-    f"CREATE TEMP TABLE _imported_{t} ON COMMIT DROP AS {rows};" for t, rows in _SET_ASIDE.items()
-)
-# A filled copy goes back as older than any event, so its copies apply again (they
-# re-derive what a copy carries; the filled columns are no copy's): as they did live.
-_AS_OLDEST = {
-    t: f"UPDATE _imported_{t} SET last_event_at = '-infinity' WHERE is_stub;"  # noqa: S608
-    for t in _FILLED
-}
-PUT_IMPORTED_BACK = "".join(
-    f"{_AS_OLDEST.get(t, '')}INSERT INTO {t} SELECT * FROM _imported_{t}; "  # noqa: S608
-    f"DROP TABLE _imported_{t};"
-    for t in _SET_ASIDE
+# What full replay kept of files imported before files were kept (migration 0012): put
+# back first, for the events and kept files to apply over (newer wins), as it was then.
+# Orders before their items (an order an import made newer keeps the items an earlier
+# event gave it). A filled customer copy goes back as older than any event, so its copies
+# apply again (they re-derive what a copy carries; the filled columns are no copy's).
+_UNKEPT_TABLES = (*IMPORTED_TABLES.values(), "order_items")
+_AS_OLDEST = """CASE WHEN (row ->> 'is_stub')::boolean
+    THEN row || '{"last_event_at": "-infinity"}' ELSE row END"""
+PUT_UNKEPT_BACK = "".join(
+    f"INSERT INTO {t} SELECT (jsonb_populate_record(NULL::{t}, "  # noqa: S608 - our names
+    f"{_AS_OLDEST if t == 'customers' else 'row'})).* FROM imported_before_0012 "
+    f"WHERE table_name = '{t}' ORDER BY position;"
+    for t in _UNKEPT_TABLES
 )
 
 UPDATE_STATUS = """
@@ -187,9 +172,7 @@ async def _replay_once(
             dropped: int = await conn.fetchval(DROPPED_EVENTS)
             if dropped:
                 raise EventsDropped(dropped)
-            await conn.execute(
-                SET_IMPORTED_ASIDE + f"TRUNCATE {', '.join(NORMALIZED_TABLES)};" + PUT_IMPORTED_BACK
-            )
+            await conn.execute(f"TRUNCATE {', '.join(NORMALIZED_TABLES)};" + PUT_UNKEPT_BACK)
         # The events received before each kept file, then the file, as they came live.
         files = [] if quarantined_only else await conn.fetch(KEPT_IMPORTS)
         after: tuple[datetime, str] = (EPOCH, "")
@@ -207,9 +190,12 @@ async def _replay_once(
                 progress(len(rows))
                 rows, prepared = following, upcoming
             if file is not None:
-                lines = await apply_again(
-                    conn, file["id"], file["object"], file["file"], list(file["headers"])
-                )
+                try:
+                    lines = await apply_again(
+                        conn, file["id"], file["object"], file["file"], list(file["headers"])
+                    )
+                except ImportError_ as exc:
+                    raise KeptFileUnreadable(file["file"], file["id"], exc) from exc
                 report.files += 1
                 log.info("import applied again", file=file["file"], rows=lines)
         if redact_deleted:

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from pathlib import Path
 
 import asyncpg
 
-from service import migrate
+from service import db, migrate
+from service.exports.importer import load
+from service.replay import replay
+from tests.conftest import dump
 
 
 async def tables(url: str) -> set[str]:
@@ -69,3 +73,53 @@ def test_every_column_an_analyst_sees_is_commented(database_url: str) -> None:
             await conn.close()
 
     assert asyncio.run(uncommented()) == []
+
+
+def test_what_replay_kept_of_files_imported_before_0012_it_keeps_after(
+    create_database: Callable[[], str], tmp_path: Path
+) -> None:
+    """Files loaded before 0012 were not kept: the rows replay kept of them (rows they
+    owned, those orders' items) are copied at the upgrade and put back by every replay,
+    also next to a kept file of the same name, and under a newer kept file that names
+    fewer columns."""
+    url = create_database()
+    migrate.upgrade(url, "0011")
+
+    async def before() -> None:
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute("""
+                INSERT INTO vouchers (id, code, qr_code, last_event_at, last_event_id) VALUES
+                    ('v_old', 'C1', 'https://qr/1', '2024-01-01', 'import:a.csv:2'),
+                    ('v_x', 'C2', 'https://qr/2', '2024-01-01', 'import:old.csv:2');
+                INSERT INTO orders (id, status, is_stub, last_event_at, last_event_id)
+                VALUES ('ord_old', 'PAID', false, '2024-01-01', 'import:o.csv:2');
+                INSERT INTO order_items (order_id, position, product_id)
+                VALUES ('ord_old', 0, 'prod_1');
+            """)
+        finally:
+            await conn.close()
+
+    async def after() -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+        conn = await db.connect(url)
+        try:
+            newer = "ID,Code,Updated At\nv_x,C2b,2024-06-01T00:00:00.000Z\n"
+            files = {"a.csv": "ID,Code\nv_new,C9\n", "new.csv": newer}
+            for name, text in files.items():
+                (tmp_path / name).write_text(text)
+                await load(conn, "voucher", tmp_path / name)
+            live = await dump(conn)
+            await replay(conn)
+            return live, await dump(conn)
+        finally:
+            await conn.close()
+
+    asyncio.run(before())
+    migrate.upgrade(url)
+    live, replayed = asyncio.run(after())
+    assert replayed == live
+    vouchers = sorted(live["vouchers"])
+    assert next(v for v in vouchers if '"v_x"' in v).count("https://qr/2") == 1
+    assert any('"v_old"' in v for v in vouchers)
+    assert any('"v_new"' in v for v in vouchers)
+    assert len(live["order_items"]) == 1

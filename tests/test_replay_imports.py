@@ -9,6 +9,7 @@ newer webhook owns the row.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
@@ -31,6 +32,7 @@ from tests.conftest import (
     settings,
     start_app,
 )
+from tests.test_main import run_cli
 
 # A step: an event to deliver, or (object, file name, CSV text) to load.
 File = tuple[str, str, str]
@@ -182,22 +184,6 @@ async def test_a_customer_copy_and_the_older_file_that_fills_it(
     assert any('"address_city": "Gdansk"' in row for row in live["customers"])
 
 
-async def test_rows_of_files_loaded_before_they_were_kept_are_still_kept(
-    conn: db.Connection,
-) -> None:
-    """Rows an import wrote before migration 0012 have no kept file: replay puts them
-    back as it did."""
-    await conn.execute("""
-        INSERT INTO vouchers (id, code, qr_code, last_event_at, last_event_id)
-        VALUES ('v_old', 'C', 'https://qr', '2024-01-01', 'import:old.csv:2')
-    """)
-    before = await dump(conn)
-
-    await replay(conn)
-
-    assert await dump(conn) == before
-
-
 @pytest.fixture
 async def redacting(database_url: str, conn: db.Connection) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(settings(redact_deleted_customers=True), database_url)
@@ -238,16 +224,23 @@ async def test_a_deleted_customers_personal_data_leaves_the_kept_files(
     redeemed["data"]["customer"].update(id="cust_gdpr")
     files: list[Step] = [("customer", "c.csv", CUSTOMERS), ("redemption", "r.csv", REDEMPTIONS),
                          ("redemption", "anon.csv", anonymous)]  # fmt: skip
+    # Named by no event until after the deletion: a late one gives its row the customer.
+    unlinked = anonymous.replace("r_anon", "r_late").replace("trk_anon", "trk_late")
+    late = load_fixture("customer.redemption.succeeded")
+    late.update(id="evcus_late", created_at="2024-01-15T00:00:00Z")
+    late["data"]["redemption"].update(id="r_late", customer_id="cust_gdpr")
+    late["data"]["customer"].update(id="cust_gdpr", name=None, source_id=None)
+    files.append(("redemption", "late.csv", unlinked))
     if deletion_first:
-        steps: list[Step] = [redeemed, deleted(), *files]
+        steps: list[Step] = [redeemed, deleted(), *files, late]
     else:
-        steps = [redeemed, *files, deleted()]
+        steps = [redeemed, *files, deleted(), late]
     await run(redacting, conn, tmp_path, steps)
 
     kept = await conn.fetchval("SELECT string_agg(cells::text, ' ') FROM import_lines")
     for personal in ("Ann Person", "ann@example.com", "+48 600", "Gdansk", "gold"):
         assert personal not in kept
-    for other in ("Bob Other", "bob@example.com", "Krakow", "trk_anon", "cust_gdpr"):
+    for other in ("Bob Other", "bob@example.com", "Krakow", "trk_anon", "trk_late", "cust_gdpr"):
         assert other in kept
     for redact_deleted in (True, False):
         await replay(conn, redact_deleted=redact_deleted)
@@ -255,3 +248,22 @@ async def test_a_deleted_customers_personal_data_leaves_the_kept_files(
         assert "Ann Person" not in tables
         assert "ann@example.com" not in tables
         assert "Bob Other" in tables
+
+
+async def test_a_kept_file_this_release_cannot_read_stops_the_replay_naming_it(
+    client: httpx.AsyncClient, conn: db.Connection, database_url: str, tmp_path: Path
+) -> None:
+    """A kept file whose column this release no longer knows: the replay changes nothing
+    and says which file, in one line, rather than lose the rows only the file made."""
+    await run(client, conn, tmp_path, [("voucher", "v.csv", "ID,Code\nv_x,C\n")])
+    await conn.execute("UPDATE imports SET headers = '{ID,Formerly Valid}'")
+    before = await dump(conn)
+
+    env = {"DATABASE_URL": database_url, "PATH": "/usr/bin:/bin"}
+    result = await asyncio.to_thread(run_cli, "replay", env=env)
+
+    assert result.returncode == 1
+    assert "error: nothing changed: the kept file v.csv (imports.id" in result.stderr
+    assert "unknown column 'Formerly Valid'" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert await dump(conn) == before

@@ -29,7 +29,6 @@ from service.events.times import parse_date, parse_time
 from service.exports.catalog import OBJECTS, Column, ExportObject, Kind
 from service.exports.query import field_name
 from service.handlers._entities import (
-    REDACT_LINES,
     REDACT_STORED_COPIES,
     UPSERT_CUSTOMER,
     UPSERT_ORDER,
@@ -276,7 +275,8 @@ async def _load_once(
 
 # Every file is kept as read (`imports`, `import_lines`), so a full replay applies it
 # again among the events, where it came (`replay.py`). A redacted customer's lines keep
-# no personal data: the cells the tables' redaction clears are emptied (`REDACT_LINES`).
+# no personal data: the cells the tables' redaction clears are emptied (`_redact_lines`
+# in handlers/_entities.py).
 INSERT_IMPORT = """
 INSERT INTO imports (object, file, headers, personal_cells) VALUES ($1, $2, $3, $4)
 RETURNING id
@@ -358,16 +358,7 @@ async def _write(
     # redemption or publication copies are cleared here, and the file keeps none.
     for redaction in REDACT_STORED_COPIES:
         await conn.execute(redaction, None)
-    if import_id is not None:
-        await conn.execute(REDACTED_LINES, import_id)
     return count
-
-
-# This import's lines about customers redacted already.
-REDACTED_LINES = (
-    REDACT_LINES.replace("{customers}", "SELECT customer_id FROM customer_redactions")  # noqa: S608 - our own SQL
-    + "  AND l.import_id = $1\n"
-)
 
 
 async def apply_again(

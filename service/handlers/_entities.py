@@ -128,32 +128,54 @@ UPDATE customers SET source_id = NULL, name = NULL, email = NULL, phone = NULL,
 WHERE id = $1
 """
 # Lines of kept export files (`import_lines`, exports/importer.py) about the customers
-# `{customers}` selects: the one a line names, or, naming none, the one an event gave the
-# row it wrote (a redemption line naming the redeemer but not their id). Their personal
-# cells (`imports.personal_cells`) are emptied, so no replay brings them back.
-_CLEARED = """(
+# `{customers}` selects lose their personal cells (`imports.personal_cells`), so no replay
+# brings them back: the lines naming the customer, and those naming none whose row an
+# event gave the customer (a redemption line naming the redeemer but not their id).
+# Two statements, so each is an index lookup.
+CLEARED_CELLS = """(
     SELECT array_agg(CASE WHEN u.n = ANY(i.personal_cells) THEN '' ELSE u.cell END ORDER BY u.n)
     FROM unnest(l.cells) WITH ORDINALITY AS u (cell, n)
 )"""
-REDACT_LINES = f"""
-UPDATE import_lines l SET cells = {_CLEARED}
+_LINES = f"""
+UPDATE import_lines l SET cells = {CLEARED_CELLS}
 FROM imports i
 WHERE i.id = l.import_id AND cardinality(i.personal_cells) > 0
-  AND (l.customer_id IN ({{customers}})
-       OR (l.customer_id IS NULL AND l.row_id IN (
-           SELECT id FROM redemptions WHERE customer_id IN ({{customers}})
-           UNION ALL SELECT id FROM publications WHERE customer_id IN ({{customers}})
-           UNION ALL SELECT id FROM vouchers WHERE customer_id IN ({{customers}}))))
-  AND l.cells <> {_CLEARED}
-"""  # noqa: S608 - our own SQL
+  AND l.cells <> {CLEARED_CELLS}
+  AND """  # noqa: S608 - our own SQL
+_LINES_OF_ROWS = """l.customer_id IS NULL AND l.row_id IN (
+    SELECT id FROM redemptions WHERE customer_id IN ({customers})
+    UNION ALL SELECT id FROM publications WHERE customer_id IN ({customers})
+    UNION ALL SELECT id FROM vouchers WHERE customer_id IN ({customers}))"""
+
+
+def _redact_lines(customers: str, *, when: str = "") -> list[str]:
+    return [
+        _LINES + f"l.customer_id IN ({customers}){when}",
+        _LINES + _LINES_OF_ROWS.format(customers=customers) + when,
+    ]
+
+
+# What files imported before they were kept (migration 0012) left for replay.
+_UNKEPT = """
+UPDATE imported_before_0012 SET row = row || CASE table_name
+    WHEN 'customers' THEN '{"source_id": null, "name": null, "email": null, "phone": null,
+        "description": null, "birthdate": null, "birthday": null, "address_city": null,
+        "address_state": null, "address_line_1": null, "address_line_2": null,
+        "address_country": null, "address_postal_code": null, "metadata": null}'::jsonb
+    WHEN 'redemptions' THEN '{"customer_name": null, "customer_source_id": null}'::jsonb
+    ELSE '{"customer_source_id": null}'::jsonb END
+WHERE table_name IN ('customers', 'redemptions', 'publications')
+  AND (CASE table_name WHEN 'customers' THEN row ->> 'id' ELSE row ->> 'customer_id' END) = $1
+"""
 REDACT_COPIES = [
     "UPDATE redemptions SET customer_name = NULL, customer_source_id = NULL WHERE customer_id = $1",
     "UPDATE publications SET customer_source_id = NULL WHERE customer_id = $1",
-    REDACT_LINES.replace("{customers}", "$1"),
+    *_redact_lines("$1"),
+    _UNKEPT,
 ]
 # The names copies of a redacted customer brought back, in rows of the events whose ids
 # are $1 (NULL: every row, at the end of a replay, or of an import: its rows come from
-# no event).
+# no event), and in the kept lines of imported files.
 REDACT_STORED_COPIES = [
     """
     UPDATE redemptions SET customer_name = NULL, customer_source_id = NULL
@@ -167,6 +189,9 @@ REDACT_STORED_COPIES = [
       AND customer_source_id IS NOT NULL
       AND ($1::text[] IS NULL OR last_event_id = ANY($1::text[]))
     """,
+    # Every kept line about a redacted customer (only with $1 NULL: after an import, at
+    # the end of a replay).
+    *_redact_lines("SELECT customer_id FROM customer_redactions", when=" AND $1::text[] IS NULL"),
 ]
 # What events stored after a customer's redaction brought back: their payloads and the
 # names they copied. $1 holds those events' ids (NULL: everything, at the end of a replay).

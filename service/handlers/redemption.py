@@ -44,6 +44,20 @@ KEEP_REDACTED = Bulk(
       AND EXISTS (SELECT FROM customer_redactions c WHERE c.customer_id = t.customer_id)
     """,
 )
+# The same for a kept file's line that names the redeemer but not their id: the late
+# event gives its row the redacted customer, so the line loses its personal cells.
+LINES_KEEP_REDACTED = Bulk(
+    "import_lines_keep_redacted",
+    (("id", "text"),),
+    f"""
+    UPDATE import_lines l SET cells = {_entities.CLEARED_CELLS}
+    FROM imports i, {{rows}}
+    WHERE i.id = l.import_id AND l.customer_id IS NULL AND l.row_id = r.id
+      AND cardinality(i.personal_cells) > 0 AND l.cells <> {_entities.CLEARED_CELLS}
+      AND EXISTS (SELECT FROM redemptions t JOIN customer_redactions c
+                  ON c.customer_id = t.customer_id WHERE t.id = r.id)
+    """,  # noqa: S608 - our own SQL
+)
 
 
 # The OpenAPI enum of a Simple Redemption's status spells "ROLLED BACK"; the API and the
@@ -147,8 +161,10 @@ def _write(
         meta.at,
         meta.event_id,
     )
-    if meta.redact_deleted and customer and (customer.source_id or customer.name):
-        w.add(KEEP_REDACTED, r.id)
+    if meta.redact_deleted:
+        w.add(LINES_KEEP_REDACTED, r.id)
+        if customer and (customer.source_id or customer.name):
+            w.add(KEEP_REDACTED, r.id)
 
 
 def _credits_and_points(r: Redemption, voucher: Voucher | None) -> tuple[int | None, int | None]:
