@@ -32,7 +32,7 @@ from service.events import DECODER, decode_failure
 from service.exports.importer import TABLES as IMPORTED_TABLES
 from service.exports.importer import ImportError_, apply_again
 from service.handlers import TRY_APPLY_WRITES, Meta, Writes, handler_failure
-from service.handlers._entities import REDACT_AFTER_STORE
+from service.handlers._entities import REDACT_AFTER_STORE, REDACT_KEPT_FILES
 from service.intake import ESCAPED_NOTE
 from service.routing import UNKNOWN, family_of, normalize
 
@@ -202,6 +202,8 @@ async def _replay_once(
             # Events replayed after a customer's deletion may have copied personal data again.
             for statement in REDACT_AFTER_STORE:
                 await conn.execute(statement, None)
+            for statement in REDACT_KEPT_FILES:
+                await conn.execute(statement)
     return report
 
 

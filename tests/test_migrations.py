@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 import asyncpg
+import pytest
 
 from service import db, migrate
+from service.app import create_app
 from service.exports.importer import load
 from service.replay import replay
-from tests.conftest import dump
+from tests.conftest import deliver_processed, dump, load_fixture, settings, start_app
 
 
 async def tables(url: str) -> set[str]:
@@ -123,3 +126,60 @@ def test_what_replay_kept_of_files_imported_before_0012_it_keeps_after(
     assert any('"v_old"' in v for v in vouchers)
     assert any('"v_new"' in v for v in vouchers)
     assert len(live["order_items"]) == 1
+
+
+@pytest.mark.parametrize("deletion_first", [False, True])
+def test_a_redacted_customers_names_leave_what_replay_kept_of_files_before_0012(
+    create_database: Callable[[], str], deletion_first: bool
+) -> None:
+    """REDACT_DELETED_CUSTOMERS: a pre-0012 redemption row naming the redeemer but not
+    their id; an event gives it the customer, who is deleted (in either order): the kept
+    copy of the row loses the names too, so no replay, redacting or not, brings them back."""
+    url = create_database()
+    migrate.upgrade(url, "0011")
+
+    async def before() -> None:
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute("""
+                INSERT INTO redemptions (id, customer_name, customer_source_id, tracking_id,
+                                         last_event_at, last_event_id)
+                VALUES ('r_leg', 'Ann Person', 'ann@example.com', 'trk', '2024-06-01',
+                        'import:r.csv:2')
+            """)
+        finally:
+            await conn.close()
+
+    async def after() -> tuple[str, str, list[str]]:
+        redeemed = load_fixture("customer.redemption.succeeded")
+        redeemed.update(id="evcus_link", created_at="2024-01-01T00:00:00Z")
+        redeemed["data"]["redemption"].update(id="r_leg", customer_id="cust_gdpr")
+        redeemed["data"]["customer"].update(id="cust_gdpr", name=None, source_id=None)
+        deleted = load_fixture("customer.deleted") | {"id": "evcus_deleted"}
+        deleted["data"]["customer"].update(id="cust_gdpr")
+        app = create_app(settings(redact_deleted_customers=True), url)
+        async with AsyncExitStack() as stack:
+            client = await start_app(stack, app)
+            await deliver_processed(client, *([deleted, redeemed] if deletion_first
+                                               else [redeemed, deleted]))  # fmt: skip
+        conn = await db.connect(url)
+        try:
+            kept = await conn.fetchval(
+                "SELECT string_agg(row::text, ' ') FROM imported_before_0012"
+            )
+            live = str(await dump(conn))
+            replayed = []
+            for redact_deleted in (False, True):
+                await replay(conn, redact_deleted=redact_deleted)
+                replayed.append(str(await dump(conn)))
+            return kept, live, replayed
+        finally:
+            await conn.close()
+
+    asyncio.run(before())
+    migrate.upgrade(url)
+    kept, live, replayed = asyncio.run(after())
+    assert "trk" in kept
+    for text in (kept, live, *replayed):
+        assert "Ann Person" not in text
+        assert "ann@example.com" not in text

@@ -237,6 +237,9 @@ async def test_a_deleted_customers_personal_data_leaves_the_kept_files(
         steps = [redeemed, *files, deleted(), late]
     await run(redacting, conn, tmp_path, steps)
 
+    live = str(await dump(conn))
+    assert "Ann Person" not in live
+    assert "Bob Other" in live
     kept = await conn.fetchval("SELECT string_agg(cells::text, ' ') FROM import_lines")
     for personal in ("Ann Person", "ann@example.com", "+48 600", "Gdansk", "gold"):
         assert personal not in kept

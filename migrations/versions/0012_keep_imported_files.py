@@ -115,6 +115,10 @@ def upgrade() -> None:
         "CREATE INDEX imported_before_0012_customer_idx ON imported_before_0012 "
         "((CASE table_name WHEN 'customers' THEN row ->> 'id' ELSE row ->> 'customer_id' END))"
     )
+    # ... or by their own id (a redemption naming the redeemer but not their id).
+    op.execute(
+        "CREATE INDEX imported_before_0012_row_id_idx ON imported_before_0012 ((row ->> 'id'))"
+    )
     for table, rows in UNKEPT.items():
         op.execute(
             f"INSERT INTO imported_before_0012 (table_name, row) "

@@ -29,6 +29,7 @@ from service.events.times import parse_date, parse_time
 from service.exports.catalog import OBJECTS, Column, ExportObject, Kind
 from service.exports.query import field_name
 from service.handlers._entities import (
+    REDACT_KEPT_FILES,
     REDACT_STORED_COPIES,
     UPSERT_CUSTOMER,
     UPSERT_ORDER,
@@ -358,6 +359,8 @@ async def _write(
     # redemption or publication copies are cleared here, and the file keeps none.
     for redaction in REDACT_STORED_COPIES:
         await conn.execute(redaction, None)
+    for redaction in REDACT_KEPT_FILES:
+        await conn.execute(redaction)
     return count
 
 

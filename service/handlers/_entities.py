@@ -128,10 +128,11 @@ UPDATE customers SET source_id = NULL, name = NULL, email = NULL, phone = NULL,
 WHERE id = $1
 """
 # Lines of kept export files (`import_lines`, exports/importer.py) about the customers
-# `{customers}` selects lose their personal cells (`imports.personal_cells`), so no replay
-# brings them back: the lines naming the customer, and those naming none whose row an
+# `{customers}` selects lose their personal cells (`imports.personal_cells`), and so do
+# the rows kept of files imported before files were kept (`imported_before_0012`), so no
+# replay brings them back: those naming the customer, and those naming none whose row an
 # event gave the customer (a redemption line naming the redeemer but not their id).
-# Two statements, so each is an index lookup.
+# Two statements each, so each is an index lookup.
 CLEARED_CELLS = """(
     SELECT array_agg(CASE WHEN u.n = ANY(i.personal_cells) THEN '' ELSE u.cell END ORDER BY u.n)
     FROM unnest(l.cells) WITH ORDINALITY AS u (cell, n)
@@ -142,40 +143,45 @@ FROM imports i
 WHERE i.id = l.import_id AND cardinality(i.personal_cells) > 0
   AND l.cells <> {CLEARED_CELLS}
   AND """  # noqa: S608 - our own SQL
-_LINES_OF_ROWS = """l.customer_id IS NULL AND l.row_id IN (
-    SELECT id FROM redemptions WHERE customer_id IN ({customers})
-    UNION ALL SELECT id FROM publications WHERE customer_id IN ({customers})
-    UNION ALL SELECT id FROM vouchers WHERE customer_id IN ({customers}))"""
-
-
-def _redact_lines(customers: str, *, when: str = "") -> list[str]:
-    return [
-        _LINES + f"l.customer_id IN ({customers}){when}",
-        _LINES + _LINES_OF_ROWS.format(customers=customers) + when,
-    ]
-
-
-# What files imported before they were kept (migration 0012) left for replay.
-_UNKEPT = """
-UPDATE imported_before_0012 SET row = row || CASE table_name
+# The personal fields of a kept row, by its table (what REDACT_CUSTOMER and REDACT_COPIES
+# clear), as JSON nulls.
+UNKEPT_CLEARED = """(row || CASE table_name
     WHEN 'customers' THEN '{"source_id": null, "name": null, "email": null, "phone": null,
         "description": null, "birthdate": null, "birthday": null, "address_city": null,
         "address_state": null, "address_line_1": null, "address_line_2": null,
         "address_country": null, "address_postal_code": null, "metadata": null}'::jsonb
     WHEN 'redemptions' THEN '{"customer_name": null, "customer_source_id": null}'::jsonb
-    ELSE '{"customer_source_id": null}'::jsonb END
+    ELSE '{"customer_source_id": null}'::jsonb END)"""
+_UNKEPT = f"""
+UPDATE imported_before_0012 SET row = {UNKEPT_CLEARED}
 WHERE table_name IN ('customers', 'redemptions', 'publications')
-  AND (CASE table_name WHEN 'customers' THEN row ->> 'id' ELSE row ->> 'customer_id' END) = $1
-"""
+  AND row <> {UNKEPT_CLEARED}
+  AND """  # noqa: S608 - our own SQL
+_ROWS_OF = """SELECT id FROM redemptions WHERE customer_id IN ({customers})
+    UNION ALL SELECT id FROM publications WHERE customer_id IN ({customers})"""
+
+
+def _redact_kept_files(customers: str) -> list[str]:
+    """`customers`: $1, or a query of customer ids (our own SQL, never a value)."""
+    rows = _ROWS_OF.format(customers=customers)
+    vouchers = f"SELECT id FROM vouchers WHERE customer_id IN ({customers})"  # noqa: S608
+    return [
+        _LINES + f"l.customer_id IN ({customers})",
+        _LINES + f"l.customer_id IS NULL AND l.row_id IN ({rows} UNION ALL {vouchers})",
+        _UNKEPT + "(CASE table_name WHEN 'customers' THEN row ->> 'id' "
+        f"ELSE row ->> 'customer_id' END) IN ({customers})",
+        _UNKEPT + f"row ->> 'customer_id' IS NULL AND row ->> 'id' IN ({rows})",
+    ]
+
+
 REDACT_COPIES = [
     "UPDATE redemptions SET customer_name = NULL, customer_source_id = NULL WHERE customer_id = $1",
     "UPDATE publications SET customer_source_id = NULL WHERE customer_id = $1",
-    *_redact_lines("$1"),
-    _UNKEPT,
+    *_redact_kept_files("$1"),
 ]
 # The names copies of a redacted customer brought back, in rows of the events whose ids
 # are $1 (NULL: every row, at the end of a replay, or of an import: its rows come from
-# no event), and in the kept lines of imported files.
+# no event).
 REDACT_STORED_COPIES = [
     """
     UPDATE redemptions SET customer_name = NULL, customer_source_id = NULL
@@ -189,10 +195,10 @@ REDACT_STORED_COPIES = [
       AND customer_source_id IS NOT NULL
       AND ($1::text[] IS NULL OR last_event_id = ANY($1::text[]))
     """,
-    # Every kept line about a redacted customer (only with $1 NULL: after an import, at
-    # the end of a replay).
-    *_redact_lines("SELECT customer_id FROM customer_redactions", when=" AND $1::text[] IS NULL"),
 ]
+# Every redacted customer's personal data in kept files (no parameters): after an import,
+# and at the end of a redacting replay.
+REDACT_KEPT_FILES = _redact_kept_files("SELECT customer_id FROM customer_redactions")
 # What events stored after a customer's redaction brought back: their payloads and the
 # names they copied. $1 holds those events' ids (NULL: everything, at the end of a replay).
 # The writer runs these after each batch, replay after its last page.

@@ -44,8 +44,8 @@ KEEP_REDACTED = Bulk(
       AND EXISTS (SELECT FROM customer_redactions c WHERE c.customer_id = t.customer_id)
     """,
 )
-# The same for a kept file's line that names the redeemer but not their id: the late
-# event gives its row the redacted customer, so the line loses its personal cells.
+# The same for what a kept file holds of a row that names the redeemer but not their id:
+# the late event gives the row the redacted customer, so the file's copy loses the names.
 LINES_KEEP_REDACTED = Bulk(
     "import_lines_keep_redacted",
     (("id", "text"),),
@@ -54,6 +54,18 @@ LINES_KEEP_REDACTED = Bulk(
     FROM imports i, {{rows}}
     WHERE i.id = l.import_id AND l.customer_id IS NULL AND l.row_id = r.id
       AND cardinality(i.personal_cells) > 0 AND l.cells <> {_entities.CLEARED_CELLS}
+      AND EXISTS (SELECT FROM redemptions t JOIN customer_redactions c
+                  ON c.customer_id = t.customer_id WHERE t.id = r.id)
+    """,  # noqa: S608 - our own SQL
+)
+UNKEPT_KEEP_REDACTED = Bulk(
+    "imported_before_0012_keep_redacted",
+    (("id", "text"),),
+    f"""
+    UPDATE imported_before_0012 k SET row = {_entities.UNKEPT_CLEARED}
+    FROM {{rows}}
+    WHERE k.table_name = 'redemptions' AND k.row ->> 'customer_id' IS NULL
+      AND k.row ->> 'id' = r.id AND k.row <> {_entities.UNKEPT_CLEARED}
       AND EXISTS (SELECT FROM redemptions t JOIN customer_redactions c
                   ON c.customer_id = t.customer_id WHERE t.id = r.id)
     """,  # noqa: S608 - our own SQL
@@ -162,9 +174,10 @@ def _write(
         meta.event_id,
     )
     if meta.redact_deleted:
+        # Also when this event names nobody: it may give a file's row its customer.
+        w.add(KEEP_REDACTED, r.id)
         w.add(LINES_KEEP_REDACTED, r.id)
-        if customer and (customer.source_id or customer.name):
-            w.add(KEEP_REDACTED, r.id)
+        w.add(UNKEPT_KEEP_REDACTED, r.id)
 
 
 def _credits_and_points(r: Redemption, voucher: Voucher | None) -> tuple[int | None, int | None]:
