@@ -32,7 +32,7 @@ from service.events import DECODER, decode_failure
 from service.exports.importer import TABLES as IMPORTED_TABLES
 from service.exports.importer import ImportError_, apply_again
 from service.handlers import TRY_APPLY_WRITES, Meta, Writes, handler_failure
-from service.handlers._entities import REDACT_AFTER_STORE, REDACT_KEPT_FILES
+from service.handlers._entities import REDACT_AFTER_STORE, REDACT_IMPORTED
 from service.intake import ESCAPED_NOTE
 from service.routing import UNKNOWN, family_of, normalize
 
@@ -49,6 +49,12 @@ WHERE (received_at, id) > ($1, $2)
   AND ($5::timestamptz IS NULL OR received_at < $5)
 ORDER BY received_at, id
 LIMIT $4
+"""
+# A redacted customer stays redacted whatever the replay's setting: an import after it
+# must still load around them (importer._statement), as it did before.
+STILL_REDACTED = """
+UPDATE customers c SET redacted_at = r.redacted_at
+FROM customer_redactions r WHERE c.id = r.customer_id AND c.redacted_at IS NULL
 """
 # Kept export files, in the order they were loaded: a full replay applies each after the
 # events received before it (`importer.apply_again`).
@@ -101,14 +107,14 @@ NORMALIZED_TABLES = (
 # Orders before their items (an order an import made newer keeps the items an earlier
 # event gave it). A filled customer copy goes back as older than any event, so its copies
 # apply again (they re-derive what a copy carries; the filled columns are no copy's).
-_UNKEPT_TABLES = (*IMPORTED_TABLES.values(), "order_items")
+_BEFORE_0012_TABLES = (*IMPORTED_TABLES.values(), "order_items")
 _AS_OLDEST = """CASE WHEN (row ->> 'is_stub')::boolean
     THEN row || '{"last_event_at": "-infinity"}' ELSE row END"""
-PUT_UNKEPT_BACK = "".join(
+PUT_BEFORE_0012_BACK = "".join(
     f"INSERT INTO {t} SELECT (jsonb_populate_record(NULL::{t}, "  # noqa: S608 - our names
     f"{_AS_OLDEST if t == 'customers' else 'row'})).* FROM imported_before_0012 "
     f"WHERE table_name = '{t}' ORDER BY position;"
-    for t in _UNKEPT_TABLES
+    for t in _BEFORE_0012_TABLES
 )
 
 UPDATE_STATUS = """
@@ -172,7 +178,7 @@ async def _replay_once(
             dropped: int = await conn.fetchval(DROPPED_EVENTS)
             if dropped:
                 raise EventsDropped(dropped)
-            await conn.execute(f"TRUNCATE {', '.join(NORMALIZED_TABLES)};" + PUT_UNKEPT_BACK)
+            await conn.execute(f"TRUNCATE {', '.join(NORMALIZED_TABLES)};" + PUT_BEFORE_0012_BACK)
         # The events received before each kept file, then the file, as they came live.
         files = [] if quarantined_only else await conn.fetch(KEPT_IMPORTS)
         after: tuple[datetime, str] = (EPOCH, "")
@@ -198,11 +204,13 @@ async def _replay_once(
                     raise KeptFileUnreadable(file["file"], file["id"], exc) from exc
                 report.files += 1
                 log.info("import applied again", file=file["file"], rows=lines)
+        if not quarantined_only:
+            await conn.execute(STILL_REDACTED)
         if redact_deleted:
             # Events replayed after a customer's deletion may have copied personal data again.
             for statement in REDACT_AFTER_STORE:
                 await conn.execute(statement, None)
-            for statement in REDACT_KEPT_FILES:
+            for statement in REDACT_IMPORTED:
                 await conn.execute(statement)
     return report
 

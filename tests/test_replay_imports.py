@@ -270,3 +270,33 @@ async def test_a_kept_file_this_release_cannot_read_stops_the_replay_naming_it(
     assert "unknown column 'Formerly Valid'" in result.stderr
     assert "Traceback" not in result.stderr
     assert await dump(conn) == before
+
+
+async def test_a_voucher_files_export_only_customer_source_id_is_not_kept(
+    client: httpx.AsyncClient, conn: db.Connection, tmp_path: Path
+) -> None:
+    """`Customer Source ID` of a voucher export is joined from the customer (export-only,
+    skipped on import): a kept line has no use for it, so it keeps nobody's email."""
+    file = ("voucher", "v.csv", "ID,Code,Customer ID,Customer Source ID\n"
+            "v_x,C,cust_gdpr,ann@example.com\n")  # fmt: skip
+    await run(client, conn, tmp_path, [file])
+    assert await conn.fetchval("SELECT cells FROM import_lines") == ["v_x", "C", "cust_gdpr", ""]
+
+
+async def test_a_replay_without_the_setting_keeps_a_redacted_customer_redacted(
+    redacting: httpx.AsyncClient, conn: db.Connection, tmp_path: Path
+) -> None:
+    """Replayed by a shell without REDACT_DELETED_CUSTOMERS, a redacted customer stays
+    redacted: a customers file loaded afterwards still loads around them."""
+    created = load_fixture("customer.created") | {"id": "evcus_created"}
+    created["data"]["customer"].update(id="cust_gdpr", name="Ann Person")
+    await run(redacting, conn, tmp_path, [created, deleted()])
+
+    await replay(conn, redact_deleted=False)
+    await run(redacting, conn, tmp_path, [("customer", "c.csv", CUSTOMERS)])
+
+    row = await fetch_one(
+        conn, "SELECT name, email, redacted_at FROM customers WHERE id = 'cust_gdpr'"
+    )
+    assert (row["name"], row["email"]) == (None, None)
+    assert row["redacted_at"] is not None

@@ -29,7 +29,8 @@ from service.events.times import parse_date, parse_time
 from service.exports.catalog import OBJECTS, Column, ExportObject, Kind
 from service.exports.query import field_name
 from service.handlers._entities import (
-    REDACT_KEPT_FILES,
+    PERSONAL_FIELDS,
+    REDACT_NEW_LINES,
     REDACT_STORED_COPIES,
     UPSERT_CUSTOMER,
     UPSERT_ORDER,
@@ -60,7 +61,7 @@ TIME_FIELDS = ("updated_at", "created_at", "date", "expires_at")
 STUB_TABLES = {"customers", "orders"}
 # What a copy embedded in another event leaves empty: an older file may fill those in a
 # row that is still a copy (a customer's address, phone, totals; an order copy carries
-# every column). `replay` keeps such filled rows (they come from no event alone).
+# every column). `replay` fills them again, applying the file again where it came.
 FILLABLE = {
     s.table: tuple(c for c in s.columns if c not in (s.copy_columns or s.columns))
     for s in (UPSERT_CUSTOMER, UPSERT_ORDER)
@@ -276,24 +277,25 @@ async def _load_once(
 
 # Every file is kept as read (`imports`, `import_lines`), so a full replay applies it
 # again among the events, where it came (`replay.py`). A redacted customer's lines keep
-# no personal data: the cells the tables' redaction clears are emptied (`_redact_lines`
-# in handlers/_entities.py).
+# no personal data: the cells the tables' redaction clears are emptied (`_redact_imported`
+# and REDACT_NEW_LINES in handlers/_entities.py).
 INSERT_IMPORT = """
 INSERT INTO imports (object, file, headers, personal_cells) VALUES ($1, $2, $3, $4)
 RETURNING id
 """
 FINISH_IMPORT = "UPDATE imports SET imported_at = clock_timestamp() WHERE id = $1"
 LINE_COLUMNS = ("import_id", "line", "cells", "row_id", "customer_id")
-# The fields whose cells hold a customer's personal data: what REDACT_CUSTOMER and
-# REDACT_COPIES clear in the tables (customers: every metadata.<key> column too).
-PERSONAL = {
-    "customer": ("source_id", "name", "email", "phone", "description", "birthdate",
-                 "birthday", "address_city", "address_state", "address_line_1",
-                 "address_line_2", "address_country", "address_postal_code", "metadata"),
-    "redemption": ("customer_name", "customer_source_id"),
-    "publication": ("customer_source_id",),
-    "voucher": ("customer_source_id",),
-}  # fmt: skip
+# The fields whose cells hold a customer's personal data (customers: every
+# metadata.<key> column too). A voucher file's customer source id is export-only: its
+# cells are not kept at all (`_kept_cells`).
+PERSONAL = {o: PERSONAL_FIELDS.get(TABLES[o], ()) for o in TABLES}
+
+
+def _kept_cells(p: Plan) -> Callable[[list[str]], list[str]]:
+    """A line's cells as kept: those of export-only columns (skipped, `Plan.skipped`)
+    empty, since applying the file again never reads them."""
+    used = {index for index, _, _ in p.columns} | {index for index, _ in p.metadata}
+    return lambda cells: [cell if n in used else "" for n, cell in enumerate(cells)]
 
 
 def _personal_cells(p: Plan, headers: list[str]) -> list[int]:
@@ -336,6 +338,7 @@ async def _write(
     names = [c for _, c, _ in p.columns] + extra
     types = {r["attname"]: r["format_type"] for r in await conn.fetch(COLUMN_TYPES, p.table)}
     statement = _statement(p, extra, types)
+    kept = _kept_cells(p)
     customer = (
         names.index("id" if p.table == "customers" else "customer_id")
         if (p.table == "customers" or "customer_id" in names)
@@ -348,19 +351,27 @@ async def _write(
         if import_id is not None:
             key = names.index("id")
             records = [
-                (import_id, line, cells, row[key], None if customer is None else row[customer])
+                (
+                    import_id,
+                    line,
+                    kept(cells),
+                    row[key],
+                    None if customer is None else row[customer],
+                )
                 for (line, cells), row in zip(batch, rows, strict=True)
             ]
             await conn.copy_records_to_table("import_lines", records=records, columns=LINE_COLUMNS)
         count += len(rows)
         progress(len(rows))
-    # A redacted customer's names stay gone (REDACT_DELETED_CUSTOMERS), whatever a file
-    # says: a customer row keeps its redaction on its own (`_statement`), the names a
-    # redemption or publication copies are cleared here, and the file keeps none.
-    for redaction in REDACT_STORED_COPIES:
-        await conn.execute(redaction, None)
-    for redaction in REDACT_KEPT_FILES:
-        await conn.execute(redaction)
+    if import_id is not None:
+        # A redacted customer's names stay gone (REDACT_DELETED_CUSTOMERS), whatever a
+        # file says: a customer row keeps its redaction on its own (`_statement`), the
+        # names a redemption or publication copies are cleared here, and the file keeps
+        # none. (Applied again, a kept file holds none already.)
+        for redaction in REDACT_STORED_COPIES:
+            await conn.execute(redaction, None)
+        for redaction in REDACT_NEW_LINES:
+            await conn.execute(redaction, import_id)
     return count
 
 

@@ -11,6 +11,8 @@ of the same size the newest event wins.
 
 from __future__ import annotations
 
+import msgspec
+
 from service.events._blocks import (
     Customer,
     Order,
@@ -118,87 +120,119 @@ def mark_customer_deleted(w: Writes, meta: Meta, customer_id: str) -> None:
     w.add(MARK_CUSTOMER_DELETED, customer_id, meta.at)
 
 
-# Personal data of a deleted customer (REDACT_DELETED_CUSTOMERS), and the audit row.
-REDACT_CUSTOMER = """
-UPDATE customers SET source_id = NULL, name = NULL, email = NULL, phone = NULL,
-       description = NULL, birthdate = NULL, birthday = NULL, address_city = NULL,
-       address_state = NULL, address_line_1 = NULL, address_line_2 = NULL,
-       address_country = NULL, address_postal_code = NULL, metadata = NULL,
-       redacted_at = coalesce(redacted_at, $2)
+# A customer's personal data, by the table holding it: what REDACT_DELETED_CUSTOMERS
+# clears after customer.deleted (in the tables, in kept export files, in what replay
+# kept of files imported before files were kept).
+PERSONAL_FIELDS = {
+    "customers": ("source_id", "name", "email", "phone", "description", "birthdate",
+                  "birthday", "address_city", "address_state", "address_line_1",
+                  "address_line_2", "address_country", "address_postal_code", "metadata"),
+    "redemptions": ("customer_name", "customer_source_id"),
+    "publications": ("customer_source_id",),
+}  # fmt: skip
+
+
+def cleared(table: str, alias: str = "") -> tuple[str, str]:
+    """(`col = NULL, ...`, `col IS NOT NULL OR ...`) for `table`'s personal fields."""
+    fields = PERSONAL_FIELDS[table]
+    return (
+        ", ".join(f"{c} = NULL" for c in fields),
+        " OR ".join(f"{alias}{c} IS NOT NULL" for c in fields),
+    )
+
+
+# Personal data of a deleted customer, and the audit row.
+REDACT_CUSTOMER = f"""
+UPDATE customers SET {cleared("customers")[0]}, redacted_at = coalesce(redacted_at, $2)
 WHERE id = $1
-"""
-# Lines of kept export files (`import_lines`, exports/importer.py) about the customers
-# `{customers}` selects lose their personal cells (`imports.personal_cells`), and so do
-# the rows kept of files imported before files were kept (`imported_before_0012`), so no
-# replay brings them back: those naming the customer, and those naming none whose row an
-# event gave the customer (a redemption line naming the redeemer but not their id).
-# Two statements each, so each is an index lookup.
+"""  # noqa: S608 - our own names
+# Lines of kept export files (`import_lines`, exports/importer.py) lose their personal
+# cells (`imports.personal_cells`), and the rows replay kept of files imported before
+# files were kept (`imported_before_0012`) their personal fields, so no replay brings
+# them back: those naming the customer, and those naming none whose row an event gave
+# the customer (a redemption or publication naming the person but not their id). Each
+# statement an index lookup.
 CLEARED_CELLS = """(
     SELECT array_agg(CASE WHEN u.n = ANY(i.personal_cells) THEN '' ELSE u.cell END ORDER BY u.n)
     FROM unnest(l.cells) WITH ORDINALITY AS u (cell, n)
 )"""
-_LINES = f"""
+
+
+def redact_lines(where: str, *, also_from: str = "") -> str:
+    """Clear the personal cells of the kept lines `where` selects (alias `l`)."""
+    return f"""
 UPDATE import_lines l SET cells = {CLEARED_CELLS}
-FROM imports i
+FROM imports i{also_from}
 WHERE i.id = l.import_id AND cardinality(i.personal_cells) > 0
   AND l.cells <> {CLEARED_CELLS}
-  AND """  # noqa: S608 - our own SQL
-# The personal fields of a kept row, by its table (what REDACT_CUSTOMER and REDACT_COPIES
-# clear), as JSON nulls.
-UNKEPT_CLEARED = """(row || CASE table_name
-    WHEN 'customers' THEN '{"source_id": null, "name": null, "email": null, "phone": null,
-        "description": null, "birthdate": null, "birthday": null, "address_city": null,
-        "address_state": null, "address_line_1": null, "address_line_2": null,
-        "address_country": null, "address_postal_code": null, "metadata": null}'::jsonb
-    WHEN 'redemptions' THEN '{"customer_name": null, "customer_source_id": null}'::jsonb
-    ELSE '{"customer_source_id": null}'::jsonb END)"""
-_UNKEPT = f"""
-UPDATE imported_before_0012 SET row = {UNKEPT_CLEARED}
-WHERE table_name IN ('customers', 'redemptions', 'publications')
-  AND row <> {UNKEPT_CLEARED}
-  AND """  # noqa: S608 - our own SQL
+  AND {where}"""  # noqa: S608 - our own SQL
+
+
+_NULLS = {t: msgspec.json.encode(dict.fromkeys(f)).decode() for t, f in PERSONAL_FIELDS.items()}
+BEFORE_0012_CLEARED = (
+    "(row || CASE table_name "
+    + " ".join(f"WHEN '{t}' THEN '{nulls}'::jsonb" for t, nulls in _NULLS.items())
+    + " END)"
+)
+
+
+def redact_before_0012(where: str, *, also_from: str = "") -> str:
+    """Clear the personal fields of the rows kept of files imported before 0012 that
+    `where` selects."""
+    return f"""
+UPDATE imported_before_0012 SET row = {BEFORE_0012_CLEARED}{also_from}
+WHERE table_name IN ({", ".join(f"'{t}'" for t in PERSONAL_FIELDS)})
+  AND row <> {BEFORE_0012_CLEARED}
+  AND {where}"""  # noqa: S608 - our own SQL
+
+
 _ROWS_OF = """SELECT id FROM redemptions WHERE customer_id IN ({customers})
     UNION ALL SELECT id FROM publications WHERE customer_id IN ({customers})"""
+_REDACTED = "SELECT customer_id FROM customer_redactions"
 
 
-def _redact_kept_files(customers: str) -> list[str]:
+def _redact_imported(customers: str) -> list[str]:
     """`customers`: $1, or a query of customer ids (our own SQL, never a value)."""
     rows = _ROWS_OF.format(customers=customers)
-    vouchers = f"SELECT id FROM vouchers WHERE customer_id IN ({customers})"  # noqa: S608
     return [
-        _LINES + f"l.customer_id IN ({customers})",
-        _LINES + f"l.customer_id IS NULL AND l.row_id IN ({rows} UNION ALL {vouchers})",
-        _UNKEPT + "(CASE table_name WHEN 'customers' THEN row ->> 'id' "
-        f"ELSE row ->> 'customer_id' END) IN ({customers})",
-        _UNKEPT + f"row ->> 'customer_id' IS NULL AND row ->> 'id' IN ({rows})",
+        redact_lines(f"l.customer_id IN ({customers})"),
+        redact_lines(f"l.customer_id IS NULL AND l.row_id IN ({rows})"),
+        redact_before_0012(
+            "(CASE table_name WHEN 'customers' THEN row ->> 'id' "
+            f"ELSE row ->> 'customer_id' END) IN ({customers})"
+        ),
+        redact_before_0012(f"row ->> 'customer_id' IS NULL AND row ->> 'id' IN ({rows})"),
     ]
 
 
 REDACT_COPIES = [
-    "UPDATE redemptions SET customer_name = NULL, customer_source_id = NULL WHERE customer_id = $1",
-    "UPDATE publications SET customer_source_id = NULL WHERE customer_id = $1",
-    *_redact_kept_files("$1"),
+    *(
+        f"UPDATE {t} SET {cleared(t)[0]} WHERE customer_id = $1"  # noqa: S608 - our names
+        for t in ("redemptions", "publications")
+    ),
+    *_redact_imported("$1"),
 ]
 # The names copies of a redacted customer brought back, in rows of the events whose ids
 # are $1 (NULL: every row, at the end of a replay, or of an import: its rows come from
 # no event).
 REDACT_STORED_COPIES = [
-    """
-    UPDATE redemptions SET customer_name = NULL, customer_source_id = NULL
-    WHERE customer_id IN (SELECT customer_id FROM customer_redactions)
-      AND (customer_name IS NOT NULL OR customer_source_id IS NOT NULL)
+    f"""
+    UPDATE {t} SET {cleared(t)[0]}
+    WHERE customer_id IN ({_REDACTED}) AND ({cleared(t)[1]})
       AND ($1::text[] IS NULL OR last_event_id = ANY($1::text[]))
-    """,
-    """
-    UPDATE publications SET customer_source_id = NULL
-    WHERE customer_id IN (SELECT customer_id FROM customer_redactions)
-      AND customer_source_id IS NOT NULL
-      AND ($1::text[] IS NULL OR last_event_id = ANY($1::text[]))
-    """,
+    """  # noqa: S608 - our own names
+    for t in ("redemptions", "publications")
 ]
-# Every redacted customer's personal data in kept files (no parameters): after an import,
-# and at the end of a redacting replay.
-REDACT_KEPT_FILES = _redact_kept_files("SELECT customer_id FROM customer_redactions")
+# Every redacted customer's personal data in kept files: at the end of a redacting replay.
+REDACT_IMPORTED = _redact_imported(_REDACTED)
+# The lines of the import $1 about redacted customers: as it loads.
+REDACT_NEW_LINES = [
+    redact_lines(f"l.import_id = $1 AND l.customer_id IN ({_REDACTED})"),
+    redact_lines(
+        "l.import_id = $1 AND l.customer_id IS NULL "
+        f"AND l.row_id IN ({_ROWS_OF.format(customers=_REDACTED)})"
+    ),
+]
 # What events stored after a customer's redaction brought back: their payloads and the
 # names they copied. $1 holds those events' ids (NULL: everything, at the end of a replay).
 # The writer runs these after each batch, replay after its last page.

@@ -33,42 +33,35 @@ UPSERT_REDEMPTION = upsert(
 # REDACT_DELETED_CUSTOMERS: an older event fills the names a newer row lacks without
 # becoming the row's event (`last_event_id`), so the redaction after each batch, which
 # looks only at rows of the batch's events, would miss them: cleared here instead.
+_NAMED = "t.customer_id IN (SELECT customer_id FROM customer_redactions)"
 KEEP_REDACTED = Bulk(
     "redemptions_keep_redacted",
     (("id", "text"),),
-    """
-    UPDATE redemptions t SET customer_name = NULL, customer_source_id = NULL
-    FROM {rows}
-    WHERE t.id = r.id
-      AND (t.customer_name IS NOT NULL OR t.customer_source_id IS NOT NULL)
-      AND EXISTS (SELECT FROM customer_redactions c WHERE c.customer_id = t.customer_id)
-    """,
+    f"""
+    UPDATE redemptions t SET {_entities.cleared("redemptions")[0]}
+    FROM {{rows}}
+    WHERE t.id = r.id AND ({_entities.cleared("redemptions", "t.")[1]}) AND {_NAMED}
+    """,  # noqa: S608 - our own names
 )
-# The same for what a kept file holds of a row that names the redeemer but not their id:
-# the late event gives the row the redacted customer, so the file's copy loses the names.
+# The same for what kept export files hold of such a row when it names the redeemer but
+# not their id: a late event gives the row the redacted customer, so the files' copies
+# lose the names too.
+_REDACTED_ROW = f"EXISTS (SELECT FROM redemptions t WHERE t.id = r.id AND {_NAMED})"
 LINES_KEEP_REDACTED = Bulk(
     "import_lines_keep_redacted",
     (("id", "text"),),
-    f"""
-    UPDATE import_lines l SET cells = {_entities.CLEARED_CELLS}
-    FROM imports i, {{rows}}
-    WHERE i.id = l.import_id AND l.customer_id IS NULL AND l.row_id = r.id
-      AND cardinality(i.personal_cells) > 0 AND l.cells <> {_entities.CLEARED_CELLS}
-      AND EXISTS (SELECT FROM redemptions t JOIN customer_redactions c
-                  ON c.customer_id = t.customer_id WHERE t.id = r.id)
-    """,  # noqa: S608 - our own SQL
+    _entities.redact_lines(
+        f"l.customer_id IS NULL AND l.row_id = r.id AND {_REDACTED_ROW}", also_from=", {rows}"
+    ),
 )
-UNKEPT_KEEP_REDACTED = Bulk(
+BEFORE_0012_KEEP_REDACTED = Bulk(
     "imported_before_0012_keep_redacted",
     (("id", "text"),),
-    f"""
-    UPDATE imported_before_0012 k SET row = {_entities.UNKEPT_CLEARED}
-    FROM {{rows}}
-    WHERE k.table_name = 'redemptions' AND k.row ->> 'customer_id' IS NULL
-      AND k.row ->> 'id' = r.id AND k.row <> {_entities.UNKEPT_CLEARED}
-      AND EXISTS (SELECT FROM redemptions t JOIN customer_redactions c
-                  ON c.customer_id = t.customer_id WHERE t.id = r.id)
-    """,  # noqa: S608 - our own SQL
+    _entities.redact_before_0012(
+        "table_name = 'redemptions' AND row ->> 'customer_id' IS NULL "
+        f"AND row ->> 'id' = r.id AND {_REDACTED_ROW}",
+        also_from=" FROM {rows}",
+    ),
 )
 
 
@@ -177,7 +170,7 @@ def _write(
         # Also when this event names nobody: it may give a file's row its customer.
         w.add(KEEP_REDACTED, r.id)
         w.add(LINES_KEEP_REDACTED, r.id)
-        w.add(UNKEPT_KEEP_REDACTED, r.id)
+        w.add(BEFORE_0012_KEEP_REDACTED, r.id)
 
 
 def _credits_and_points(r: Redemption, voucher: Voucher | None) -> tuple[int | None, int | None]:
