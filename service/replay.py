@@ -50,12 +50,6 @@ WHERE (received_at, id) > ($1, $2)
 ORDER BY received_at, id
 LIMIT $4
 """
-# A redacted customer stays redacted whatever the replay's setting: an import after it
-# must still load around them (importer._statement), as it did before.
-STILL_REDACTED = """
-UPDATE customers c SET redacted_at = r.redacted_at
-FROM customer_redactions r WHERE c.id = r.customer_id AND c.redacted_at IS NULL
-"""
 # Kept export files, in the order they were loaded: a full replay applies each after the
 # events received before it (`importer.apply_again`).
 KEPT_IMPORTS = "SELECT id, object, file, headers, imported_at FROM imports ORDER BY imported_at, id"
@@ -204,8 +198,6 @@ async def _replay_once(
                     raise KeptFileUnreadable(file["file"], file["id"], exc) from exc
                 report.files += 1
                 log.info("import applied again", file=file["file"], rows=lines)
-        if not quarantined_only:
-            await conn.execute(STILL_REDACTED)
         if redact_deleted:
             # Events replayed after a customer's deletion may have copied personal data again.
             for statement in REDACT_AFTER_STORE:

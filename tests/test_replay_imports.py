@@ -292,7 +292,10 @@ async def test_a_replay_without_the_setting_keeps_a_redacted_customer_redacted(
     created["data"]["customer"].update(id="cust_gdpr", name="Ann Person")
     await run(redacting, conn, tmp_path, [created, deleted()])
 
+    live = await dump(conn)
+
     await replay(conn, redact_deleted=False)
+    assert await dump(conn) == live
     await run(redacting, conn, tmp_path, [("customer", "c.csv", CUSTOMERS)])
 
     row = await fetch_one(
@@ -300,3 +303,27 @@ async def test_a_replay_without_the_setting_keeps_a_redacted_customer_redacted(
     )
     assert (row["name"], row["email"]) == (None, None)
     assert row["redacted_at"] is not None
+
+
+async def test_a_file_giving_an_earlier_files_row_a_redacted_customer_clears_both(
+    redacting: httpx.AsyncClient, conn: db.Connection, tmp_path: Path
+) -> None:
+    """The first file names the redeemer but not their id; a second names the deleted
+    customer's id for the same redemption: the first file's line loses the names too, so
+    a replay without the setting gives the live tables."""
+    created = load_fixture("customer.created") | {"id": "evcus_created"}
+    created["data"]["customer"].update(id="cust_gdpr")
+    anonymous = ("redemption", "a.csv", "ID,Date,Customer Name,Customer Source ID,Tracking ID\n"
+                 "r_x,2024-02-01T10:00:00.000Z,Ann Person,ann@example.com,trk\n")  # fmt: skip
+    linking = ("redemption", "b.csv", "ID,Object,Voucher Code,Customer ID,Date,Result\n"
+               "r_x,redemption,C,cust_gdpr,2024-03-01T10:00:00.000Z,SUCCESS\n")  # fmt: skip
+    await run(redacting, conn, tmp_path, [created, deleted(), anonymous, linking])
+    live = await dump(conn)
+    assert "Ann Person" not in str(live)
+    kept = await conn.fetchval("SELECT string_agg(cells::text, ' ') FROM import_lines")
+    assert "Ann Person" not in kept
+    assert "ann@example.com" not in kept
+
+    await replay(conn, redact_deleted=False)
+
+    assert await dump(conn) == live

@@ -51,7 +51,14 @@ UPSERT_CUSTOMER = upsert(
     copy_columns=CUSTOMER_STUB_COLUMNS,
 )
 # Deletion sticks: the earliest customer.deleted time, whatever arrives after it.
-MARK_CUSTOMER_DELETED = "UPDATE customers SET deleted_at = LEAST(deleted_at, $2) WHERE id = $1"
+# A customer redacted once (customer_redactions) is redacted from its deletion on, also
+# in a replay run without REDACT_DELETED_CUSTOMERS: later files load around them.
+MARK_CUSTOMER_DELETED = """
+UPDATE customers SET deleted_at = LEAST(deleted_at, $2),
+       redacted_at = CASE WHEN EXISTS (SELECT FROM customer_redactions r WHERE r.customer_id = $1)
+                          THEN coalesce(redacted_at, $2) ELSE redacted_at END
+WHERE id = $1
+"""
 
 
 def full_customer(w: Writes, meta: Meta, customer: Customer, customer_id: str) -> None:
@@ -225,13 +232,18 @@ REDACT_STORED_COPIES = [
 ]
 # Every redacted customer's personal data in kept files: at the end of a redacting replay.
 REDACT_IMPORTED = _redact_imported(_REDACTED)
-# The lines of the import $1 about redacted customers: as it loads.
+# As the import $1 loads: its lines about redacted customers, and the lines and pre-0012
+# rows naming nobody whose row it wrote, when that row is a redacted customer's (a file
+# can give an earlier file's row its customer).
+_ITS_ROWS = "SELECT n.row_id FROM import_lines n WHERE n.import_id = $1"
+_ITS_REDACTED_ROWS = " UNION ALL ".join(
+    f"SELECT id FROM {t} WHERE id IN ({_ITS_ROWS}) AND customer_id IN ({_REDACTED})"  # noqa: S608
+    for t in ("redemptions", "publications")
+)
 REDACT_NEW_LINES = [
     redact_lines(f"l.import_id = $1 AND l.customer_id IN ({_REDACTED})"),
-    redact_lines(
-        "l.import_id = $1 AND l.customer_id IS NULL "
-        f"AND l.row_id IN ({_ROWS_OF.format(customers=_REDACTED)})"
-    ),
+    redact_lines(f"l.customer_id IS NULL AND l.row_id IN ({_ITS_REDACTED_ROWS})"),
+    redact_before_0012(f"row ->> 'customer_id' IS NULL AND row ->> 'id' IN ({_ITS_REDACTED_ROWS})"),
 ]
 # What events stored after a customer's redaction brought back: their payloads and the
 # names they copied. $1 holds those events' ids (NULL: everything, at the end of a replay).
