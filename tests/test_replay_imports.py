@@ -327,3 +327,24 @@ async def test_a_file_giving_an_earlier_files_row_a_redacted_customer_clears_bot
     await replay(conn, redact_deleted=False)
 
     assert await dump(conn) == live
+
+
+async def test_a_customer_deleted_before_redaction_was_on_keeps_the_redactions_time(
+    client: httpx.AsyncClient, redacting: httpx.AsyncClient, conn: db.Connection
+) -> None:
+    """Deleted once without the setting, then again with it: the customer is redacted
+    from the second deletion, live and in a replay without the setting."""
+    created = load_fixture("customer.created") | {"id": "evcus_created"}
+    created["data"]["customer"].update(id="cust_gdpr")
+    first = deleted() | {"id": "evcus_deleted_first", "created_at": "2024-02-01T00:00:00Z"}
+    updated = load_fixture("customer.updated") | {"id": "evcus_updated"}
+    updated["created_at"] = "2024-02-15T00:00:00Z"
+    updated["data"]["customer"].update(id="cust_gdpr")
+    await deliver_processed(client, created, first, updated)
+    await deliver_processed(redacting, deleted())
+    live = await dump(conn)
+    assert '"redacted_at": "2024-03-01T00:00:00+00:00"' in str(live["customers"])
+
+    await replay(conn, redact_deleted=False)
+
+    assert await dump(conn) == live

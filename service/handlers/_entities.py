@@ -51,11 +51,13 @@ UPSERT_CUSTOMER = upsert(
     copy_columns=CUSTOMER_STUB_COLUMNS,
 )
 # Deletion sticks: the earliest customer.deleted time, whatever arrives after it.
-# A customer redacted once (customer_redactions) is redacted from its deletion on, also
-# in a replay run without REDACT_DELETED_CUSTOMERS: later files load around them.
+# A customer redacted once (customer_redactions) is redacted from the deletion that did
+# it on, also in a replay run without REDACT_DELETED_CUSTOMERS: later files load around
+# them. ($3: this deletion event.)
 MARK_CUSTOMER_DELETED = """
 UPDATE customers SET deleted_at = LEAST(deleted_at, $2),
-       redacted_at = CASE WHEN EXISTS (SELECT FROM customer_redactions r WHERE r.customer_id = $1)
+       redacted_at = CASE WHEN EXISTS (SELECT FROM customer_redactions r
+                                       WHERE r.customer_id = $1 AND r.event_id = $3)
                           THEN coalesce(redacted_at, $2) ELSE redacted_at END
 WHERE id = $1
 """
@@ -124,7 +126,7 @@ def customer_stub(w: Writes, meta: Meta, customer: Customer | None) -> str | Non
 
 
 def mark_customer_deleted(w: Writes, meta: Meta, customer_id: str) -> None:
-    w.add(MARK_CUSTOMER_DELETED, customer_id, meta.at)
+    w.add(MARK_CUSTOMER_DELETED, customer_id, meta.at, meta.event_id)
 
 
 # A customer's personal data, by the table holding it: what REDACT_DELETED_CUSTOMERS
