@@ -285,10 +285,6 @@ RETURNING id
 """
 FINISH_IMPORT = "UPDATE imports SET imported_at = clock_timestamp() WHERE id = $1"
 LINE_COLUMNS = ("import_id", "line", "cells", "row_id", "customer_id")
-# The fields whose cells hold a customer's personal data (customers: every
-# metadata.<key> column too). A voucher file's customer source id is export-only: its
-# cells are not kept at all (`_kept_cells`).
-PERSONAL = {o: PERSONAL_FIELDS.get(TABLES[o], ()) for o in TABLES}
 
 
 def _kept_cells(p: Plan) -> Callable[[list[str]], list[str]]:
@@ -299,21 +295,22 @@ def _kept_cells(p: Plan) -> Callable[[list[str]], list[str]]:
 
 
 def _personal_cells(p: Plan, headers: list[str]) -> list[int]:
-    personal = PERSONAL.get(p.obj.name, ())
+    """Positions (from 1) of the cells of the table's personal fields (PERSONAL_FIELDS;
+    where metadata is one, every metadata.<key> column). A voucher file's customer source
+    id is export-only: its cells are not kept at all (`_kept_cells`)."""
+    personal = PERSONAL_FIELDS.get(p.table, ())
     return [
         n
         for n, text in enumerate(headers, start=1)
         if (name := field_name(text)) in personal
-        or (p.obj.name == "customer" and name.startswith("metadata."))
+        or ("metadata" in personal and name.startswith("metadata."))
     ]
 
 
 Lines = list[tuple[int, list[str]]]  # (line number, cells)
 
 
-async def _batches(
-    lines: Iterator[tuple[int, list[str]]],
-) -> AsyncIterator[list[tuple[int, list[str]]]]:
+async def _batches(lines: Iterator[tuple[int, list[str]]]) -> AsyncIterator[Lines]:
     while batch := list(itertools.islice(lines, BATCH)):
         yield batch
 

@@ -141,18 +141,19 @@ PERSONAL_FIELDS = {
 }  # fmt: skip
 
 
-def cleared(table: str, alias: str = "") -> tuple[str, str]:
-    """(`col = NULL, ...`, `col IS NOT NULL OR ...`) for `table`'s personal fields."""
-    fields = PERSONAL_FIELDS[table]
-    return (
-        ", ".join(f"{c} = NULL" for c in fields),
-        " OR ".join(f"{alias}{c} IS NOT NULL" for c in fields),
-    )
+def set_null(table: str) -> str:
+    """`col = NULL, ...` for `table`'s personal fields."""
+    return ", ".join(f"{c} = NULL" for c in PERSONAL_FIELDS[table])
+
+
+def any_set(table: str, alias: str = "") -> str:
+    """`col IS NOT NULL OR ...` for `table`'s personal fields."""
+    return " OR ".join(f"{alias}{c} IS NOT NULL" for c in PERSONAL_FIELDS[table])
 
 
 # Personal data of a deleted customer, and the audit row.
 REDACT_CUSTOMER = f"""
-UPDATE customers SET {cleared("customers")[0]}, redacted_at = coalesce(redacted_at, $2)
+UPDATE customers SET {set_null("customers")}, redacted_at = coalesce(redacted_at, $2)
 WHERE id = $1
 """  # noqa: S608 - our own names
 # Lines of kept export files (`import_lines`, exports/importer.py) lose their personal
@@ -216,7 +217,7 @@ def _redact_imported(customers: str) -> list[str]:
 
 REDACT_COPIES = [
     *(
-        f"UPDATE {t} SET {cleared(t)[0]} WHERE customer_id = $1"  # noqa: S608 - our names
+        f"UPDATE {t} SET {set_null(t)} WHERE customer_id = $1"  # noqa: S608 - our names
         for t in ("redemptions", "publications")
     ),
     *_redact_imported("$1"),
@@ -226,8 +227,8 @@ REDACT_COPIES = [
 # no event).
 REDACT_STORED_COPIES = [
     f"""
-    UPDATE {t} SET {cleared(t)[0]}
-    WHERE customer_id IN ({_REDACTED}) AND ({cleared(t)[1]})
+    UPDATE {t} SET {set_null(t)}
+    WHERE customer_id IN ({_REDACTED}) AND ({any_set(t)})
       AND ($1::text[] IS NULL OR last_event_id = ANY($1::text[]))
     """  # noqa: S608 - our own names
     for t in ("redemptions", "publications")

@@ -38,9 +38,9 @@ KEEP_REDACTED = Bulk(
     "redemptions_keep_redacted",
     (("id", "text"),),
     f"""
-    UPDATE redemptions t SET {_entities.cleared("redemptions")[0]}
+    UPDATE redemptions t SET {_entities.set_null("redemptions")}
     FROM {{rows}}
-    WHERE t.id = r.id AND ({_entities.cleared("redemptions", "t.")[1]}) AND {_NAMED}
+    WHERE t.id = r.id AND ({_entities.any_set("redemptions", "t.")}) AND {_NAMED}
     """,  # noqa: S608 - our own names
 )
 # The same for what kept export files hold of such a row when it names the redeemer but
