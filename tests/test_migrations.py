@@ -78,6 +78,22 @@ def test_every_column_an_analyst_sees_is_commented(database_url: str) -> None:
     assert asyncio.run(uncommented()) == []
 
 
+def at_0011(url: str, rows: str) -> str:
+    """The database at `url` migrated to 0011, with `rows` inserted (as before kept
+    files); returns the url."""
+    migrate.upgrade(url, "0011")
+
+    async def insert() -> None:
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute(rows)
+        finally:
+            await conn.close()
+
+    asyncio.run(insert())
+    return url
+
+
 def test_what_replay_kept_of_files_imported_before_0012_it_keeps_after(
     create_database: Callable[[], str], tmp_path: Path
 ) -> None:
@@ -85,23 +101,17 @@ def test_what_replay_kept_of_files_imported_before_0012_it_keeps_after(
     owned, those orders' items) are copied at the upgrade and put back by every replay,
     also next to a kept file of the same name, and under a newer kept file that names
     fewer columns."""
-    url = create_database()
-    migrate.upgrade(url, "0011")
-
-    async def before() -> None:
-        conn = await asyncpg.connect(url)
-        try:
-            await conn.execute("""
-                INSERT INTO vouchers (id, code, qr_code, last_event_at, last_event_id) VALUES
-                    ('v_old', 'C1', 'https://qr/1', '2024-01-01', 'import:a.csv:2'),
-                    ('v_x', 'C2', 'https://qr/2', '2024-01-01', 'import:old.csv:2');
-                INSERT INTO orders (id, status, is_stub, last_event_at, last_event_id)
-                VALUES ('ord_old', 'PAID', false, '2024-01-01', 'import:o.csv:2');
-                INSERT INTO order_items (order_id, position, product_id)
-                VALUES ('ord_old', 0, 'prod_1');
-            """)
-        finally:
-            await conn.close()
+    url = at_0011(
+        create_database(),
+        """
+        INSERT INTO vouchers (id, code, qr_code, last_event_at, last_event_id) VALUES
+            ('v_old', 'C1', 'https://qr/1', '2024-01-01', 'import:a.csv:2'),
+            ('v_x', 'C2', 'https://qr/2', '2024-01-01', 'import:old.csv:2');
+        INSERT INTO orders (id, status, is_stub, last_event_at, last_event_id)
+        VALUES ('ord_old', 'PAID', false, '2024-01-01', 'import:o.csv:2');
+        INSERT INTO order_items (order_id, position, product_id) VALUES ('ord_old', 0, 'prod_1');
+    """,
+    )
 
     async def after() -> tuple[dict[str, list[str]], dict[str, list[str]]]:
         conn = await db.connect(url)
@@ -117,7 +127,6 @@ def test_what_replay_kept_of_files_imported_before_0012_it_keeps_after(
         finally:
             await conn.close()
 
-    asyncio.run(before())
     migrate.upgrade(url)
     live, replayed = asyncio.run(after())
     assert replayed == live
@@ -135,20 +144,14 @@ def test_a_redacted_customers_names_leave_what_replay_kept_of_files_before_0012(
     """REDACT_DELETED_CUSTOMERS: a pre-0012 redemption row naming the redeemer but not
     their id; an event gives it the customer, who is deleted (in either order): the kept
     copy of the row loses the names too, so no replay, redacting or not, brings them back."""
-    url = create_database()
-    migrate.upgrade(url, "0011")
-
-    async def before() -> None:
-        conn = await asyncpg.connect(url)
-        try:
-            await conn.execute("""
-                INSERT INTO redemptions (id, customer_name, customer_source_id, tracking_id,
-                                         last_event_at, last_event_id)
-                VALUES ('r_leg', 'Ann Person', 'ann@example.com', 'trk', '2024-06-01',
-                        'import:r.csv:2')
-            """)
-        finally:
-            await conn.close()
+    url = at_0011(
+        create_database(),
+        """
+        INSERT INTO redemptions (id, customer_name, customer_source_id, tracking_id,
+                                 last_event_at, last_event_id)
+        VALUES ('r_leg', 'Ann Person', 'ann@example.com', 'trk', '2024-06-01', 'import:r.csv:2')
+    """,
+    )
 
     async def after() -> tuple[str, str, list[str]]:
         redeemed = load_fixture("customer.redemption.succeeded")
@@ -176,7 +179,6 @@ def test_a_redacted_customers_names_leave_what_replay_kept_of_files_before_0012(
         finally:
             await conn.close()
 
-    asyncio.run(before())
     migrate.upgrade(url)
     kept, live, replayed = asyncio.run(after())
     assert "trk" in kept

@@ -133,16 +133,20 @@ async def test_without_the_setting_deletion_keeps_the_data(
     assert await conn.fetchval("SELECT count(*) FROM customer_redactions") == 0
 
 
+async def created_and_deleted(client: httpx.AsyncClient) -> None:
+    await send(
+        client,
+        event("customer.created", 1, "2024-01-01T00:00:00Z"),
+        event("customer.deleted", 2, "2024-01-03T00:00:00Z"),
+    )
+
+
 async def test_an_import_does_not_bring_a_redacted_customer_back(
     redacting: httpx.AsyncClient, conn: db.Connection, tmp_path: Path
 ) -> None:
     """An export file from before the deletion (or any file naming the customer) loads
     around a redacted customer, whatever its rows' times, as a webhook would."""
-    await send(
-        redacting,
-        event("customer.created", 1, "2024-01-01T00:00:00Z"),
-        event("customer.deleted", 2, "2024-01-03T00:00:00Z"),
-    )
+    await created_and_deleted(redacting)
     path = tmp_path / "customers.csv"
     path.write_text(
         "ID,Name,Email,Phone,Updated At\n"
@@ -164,11 +168,7 @@ async def test_a_file_of_publications_brings_no_redacted_source_id_back(
 ) -> None:
     """A publication file names the customer's source id (an email here): loaded after
     the customer's deletion, its rows keep the customer's id but not that."""
-    await send(
-        redacting,
-        event("customer.created", 1, "2024-01-01T00:00:00Z"),
-        event("customer.deleted", 2, "2024-01-03T00:00:00Z"),
-    )
+    await created_and_deleted(redacting)
     path = tmp_path / "publications.csv"
     path.write_text(
         "Voucher Code,Customer ID,Customer Source ID,Date,Channel\n"

@@ -152,19 +152,27 @@ async def test_a_redemption_and_its_rollback_in_one_batch_merge_as_one_by_one(
     assert await parent_row(conn) == PARENT_AFTER_ROLLBACK
 
 
+def original_deleted() -> dict[str, Any]:
+    """cust_original deleted, after the rollback."""
+    deleted = load_fixture("customer.deleted") | {"id": "evcus_deleted"}
+    deleted["created_at"] = "2024-02-03T10:00:00Z"
+    deleted["data"]["customer"].update(id="cust_original")
+    return deleted
+
+
+async def deliver_redacting(database_url: str, *activities: dict[str, Any]) -> None:
+    """Deliver each activity, in order, to an app with REDACT_DELETED_CUSTOMERS on."""
+    app = create_app(settings(redact_deleted_customers=True), database_url)
+    async with AsyncExitStack() as stack:
+        await deliver_processed(await start_app(stack, app), *activities)
+
+
 async def test_a_late_original_does_not_bring_back_a_redacted_customers_names(
     database_url: str, conn: db.Connection
 ) -> None:
     """REDACT_DELETED_CUSTOMERS: the rollback's copy, the deletion, then the original
     (older, late): it fills the result and amounts, not the deleted customer's names."""
-    deleted = load_fixture("customer.deleted") | {"id": "evcus_deleted"}
-    deleted["created_at"] = "2024-02-03T10:00:00Z"
-    deleted["data"]["customer"].update(id="cust_original")
-    app = create_app(settings(redact_deleted_customers=True), database_url)
-    async with AsyncExitStack() as stack:
-        redacting = await start_app(stack, app)
-        for activity in (rolled_back(), deleted, redeemed()):
-            await deliver_processed(redacting, activity)
+    await deliver_redacting(database_url, rolled_back(), original_deleted(), redeemed())
 
     row = await parent_row(conn)
     assert (row["result"], row["amount"], row["customer_id"]) == ("SUCCESS", 2000, "cust_original")
@@ -177,14 +185,7 @@ async def test_a_file_brings_no_redacted_customers_names_back(
     """REDACT_DELETED_CUSTOMERS: a redemption file loaded after the customer's deletion
     (newer than the row, so it writes what it names) keeps the customer's id and the
     rest of the file's values, not the names."""
-    deleted = load_fixture("customer.deleted") | {"id": "evcus_deleted"}
-    deleted["created_at"] = "2024-02-03T10:00:00Z"
-    deleted["data"]["customer"].update(id="cust_original")
-    app = create_app(settings(redact_deleted_customers=True), database_url)
-    async with AsyncExitStack() as stack:
-        redacting = await start_app(stack, app)
-        for activity in (redeemed(), deleted):
-            await deliver_processed(redacting, activity)
+    await deliver_redacting(database_url, redeemed(), original_deleted())
     path = tmp_path / "redemptions.csv"
     path.write_text(
         "ID,Date,Customer ID,Customer Name,Customer Source ID,Tracking ID\n"
